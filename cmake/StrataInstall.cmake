@@ -1,0 +1,2 @@
+# Placeholder replaced by the install/package-config work.
+include(GNUInstallDirs)

@@ -1,0 +1,96 @@
+// The autograd tape. A differentiable op that sees grad mode on and an input requiring grad
+// records a Node: the edges to its inputs' nodes, the tensors its backward needs, and the
+// backward function itself (kept beside the forward in the op's file). backward() replays the
+// nodes reachable from the root in reverse topological order, summing gradients per node, and
+// accumulates them into the .grad() of leaves. Backward functions run with grad mode off.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "strata/tensor.h"
+
+namespace strata {
+
+// Grad mode is per thread and on by default.
+class GradMode {
+ public:
+  static bool is_enabled();
+  static void set_enabled(bool enabled);
+};
+
+// Turns recording off for its scope: `{ NoGradGuard guard; w.add_(g, -lr); }`.
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+namespace autograd {
+
+// Maps the gradient of a node's output to the gradients of its inputs (one per edge; an
+// undefined Tensor where an input gets none).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+struct Node {
+  std::string name;                            // the op, for messages: "matmul"
+  std::vector<std::shared_ptr<Node>> next;     // one per input; null where no grad flows
+  BackwardFn backward;                         // released after use unless retain_graph
+  std::weak_ptr<TensorImpl> leaf;              // set on the node that accumulates a leaf
+  Shape output_shape;                          // the shape its incoming gradient must have
+  DType output_dtype = DType::Float32;
+  Device output_device;
+};
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;
+  std::shared_ptr<Node> grad_fn;         // set on outputs of recorded ops
+  std::weak_ptr<Node> accumulator;       // the leaf's accumulating node, made on first use
+};
+
+// True when an op with these inputs must record a node.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+// Attaches a new node to `output` (which becomes a non-leaf requiring grad).
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
+            BackwardFn backward);
+
+// Runs backward from `roots` with the given gradients (an undefined gradient means ones,
+// allowed for one-element roots only).
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
+                  bool retain_graph);
+
+// Sums `grad` over broadcast dimensions so it has `shape` (the reverse of broadcasting).
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+
+}  // namespace autograd
+
+// ---- gradient checking ------------------------------------------------------------------
+struct GradcheckOptions {
+  double eps = 1e-6;   // central-difference step
+  double atol = 1e-5;
+  double rtol = 1e-3;
+};
+
+struct GradcheckResult {
+  bool ok = true;
+  std::string message;  // on failure: input, element, analytic and numeric values
+  explicit operator bool() const { return ok; }
+};
+
+// Compares the analytic gradient of fn (through the tape) with float64 central differences,
+// for every input that requires grad. Inputs must be float64; fn's output may have any shape
+// (its full Jacobian is checked).
+GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                          const std::vector<Tensor>& inputs, GradcheckOptions options = {});
+
+}  // namespace strata

@@ -1,0 +1,218 @@
+// Tensor: a shared handle to a view (shape, strides, offset, dtype) of a Storage, plus its
+// autograd state. Copying a Tensor copies the handle, not the data; views share storage.
+// Every method that computes is a thin call into the functional API in ops.h, where the
+// validation, the backend dispatch and the tape recording live.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "strata/device.h"
+#include "strata/dtype.h"
+#include "strata/shape.h"
+
+namespace strata {
+
+class Backend;
+class Tensor;
+namespace autograd {
+struct Node;
+struct AutogradMeta;
+}  // namespace autograd
+
+// Owns one allocation on one device; freed through the backend that made it.
+class Storage {
+ public:
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  Device device_;
+  Backend* backend_ = nullptr;
+};
+
+// What a new tensor is made as: `zeros({2, 3}, kFloat64)`, `ones({4}, Device(kCUDA))`,
+// `randn({3}, TensorOptions().dtype(kFloat64).requires_grad(true))`.
+struct TensorOptions {
+  DType dtype_ = DType::Float32;
+  Device device_ = Device(DeviceType::CPU);
+  bool requires_grad_ = false;
+
+  TensorOptions() = default;
+  TensorOptions(DType dtype) : dtype_(dtype) {}     // NOLINT(google-explicit-constructor)
+  TensorOptions(Device device) : device_(device) {}  // NOLINT(google-explicit-constructor)
+  TensorOptions(DeviceType type) : device_(type) {}  // NOLINT(google-explicit-constructor)
+
+  TensorOptions dtype(DType dtype) const { auto o = *this; o.dtype_ = dtype; return o; }
+  TensorOptions device(Device device) const { auto o = *this; o.device_ = device; return o; }
+  TensorOptions requires_grad(bool on = true) const {
+    auto o = *this;
+    o.requires_grad_ = on;
+    return o;
+  }
+};
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  Strides strides;
+  int64_t offset = 0;  // in elements
+  DType dtype = DType::Float32;
+  std::unique_ptr<autograd::AutogradMeta> autograd;
+
+  TensorImpl();
+  ~TensorImpl();
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined: defined() is false
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // Uninitialized contiguous tensor.
+  static Tensor empty(const Shape& shape, TensorOptions options = {});
+
+  // ---- properties -------------------------------------------------------------------------
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const { return impl()->shape; }
+  const Strides& strides() const { return impl()->strides; }
+  int64_t size(int64_t dim) const;    // negative dims count from the end
+  int64_t stride(int64_t dim) const;
+  int64_t dim() const { return static_cast<int64_t>(impl()->shape.size()); }
+  int64_t numel() const { return numel_of(impl()->shape); }
+  int64_t offset() const { return impl()->offset; }
+  DType dtype() const { return impl()->dtype; }
+  Device device() const;
+  TensorOptions options() const { return TensorOptions(dtype()).device(device()); }
+  bool is_contiguous() const;
+  size_t element_size() const { return strata::element_size(dtype()); }
+  const std::shared_ptr<Storage>& storage() const { return impl()->storage; }
+  bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
+  TensorImpl* impl() const;
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+
+  // Pointer to element 0 of this view (storage data + offset).
+  void* raw_data() const;
+  template <typename T>
+  T* data() const;  // checks that T matches dtype()
+
+  // ---- values on the host -----------------------------------------------------------------
+  // The single value of a one-element tensor, converted to T.
+  template <typename T>
+  T item() const;
+  // All values in row-major order, converted to T (copies from the device if needed).
+  template <typename T>
+  std::vector<T> to_vector() const;
+  std::string str() const;  // readable printing, like PyTorch's repr
+
+  // ---- conversions ------------------------------------------------------------------------
+  Tensor to(Device device) const;  // returns *this when already there
+  Tensor to(DType dtype) const;
+  Tensor cpu() const { return to(Device(DeviceType::CPU)); }
+  Tensor cuda(int index = 0) const { return to(Device(DeviceType::CUDA, index)); }
+  Tensor contiguous() const;  // returns *this when already contiguous
+  Tensor clone() const;
+
+  // ---- views (share storage; differentiable) ----------------------------------------------
+  Tensor view(const Shape& shape) const;     // needs compatible strides; -1 infers one size
+  Tensor reshape(const Shape& shape) const;  // a view when possible, else a copy
+  Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
+  Tensor transpose(int64_t dim0, int64_t dim1) const;
+  Tensor permute(const std::vector<int64_t>& dims) const;
+  Tensor t() const;  // transpose of a 2-D tensor
+  Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor select(int64_t dim, int64_t index) const;  // removes dim
+  Tensor expand(const Shape& shape) const;            // -1 keeps a size
+  Tensor squeeze() const;
+  Tensor squeeze(int64_t dim) const;
+  Tensor unsqueeze(int64_t dim) const;
+
+  // ---- arithmetic (see ops.h) -------------------------------------------------------------
+  Tensor neg() const;
+  Tensor abs() const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor sqrt() const;
+  Tensor pow(double exponent) const;
+  Tensor clamp(std::optional<double> min, std::optional<double> max) const;
+  Tensor sum() const;
+  Tensor sum(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor mean() const;
+  Tensor mean(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor max() const;
+  Tensor max(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor min() const;
+  Tensor min(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor argmax(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
+  Tensor argmin(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
+  Tensor matmul(const Tensor& other) const;
+
+  // ---- in place (not recorded on the tape; refused on tensors that need grad while grad
+  //      mode is on, as PyTorch refuses them) ------------------------------------------------
+  Tensor& fill_(double value);
+  Tensor& zero_();
+  Tensor& copy_(const Tensor& src);  // broadcasts src, converts dtype, crosses devices
+  Tensor& add_(const Tensor& other, double alpha = 1.0);
+  Tensor& mul_(double value);
+
+  // ---- autograd ---------------------------------------------------------------------------
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool requires_grad);  // leaves only
+  bool is_leaf() const;
+  // Accumulated gradient of a leaf (undefined before the first backward).
+  const Tensor& grad() const;
+  Tensor& mutable_grad();
+  void zero_grad();  // drops the accumulated gradient
+  const std::shared_ptr<autograd::Node>& grad_fn() const;
+  // Gradient of this tensor with respect to every leaf that requires grad, accumulated into
+  // their .grad(). A non-scalar tensor needs `gradient` of its shape.
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  // A tensor sharing data that is cut from the tape.
+  Tensor detach() const;
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
+
+// ---- creation ---------------------------------------------------------------------------
+Tensor empty(const Shape& shape, TensorOptions options = {});
+Tensor zeros(const Shape& shape, TensorOptions options = {});
+Tensor ones(const Shape& shape, TensorOptions options = {});
+Tensor full(const Shape& shape, double value, TensorOptions options = {});
+Tensor zeros_like(const Tensor& like);
+Tensor ones_like(const Tensor& like);
+Tensor full_like(const Tensor& like, double value);
+// [start, end) by step; int64 unless options say otherwise.
+Tensor arange(double end, TensorOptions options = kInt64);
+Tensor arange(double start, double end, double step = 1.0, TensorOptions options = kInt64);
+// From host values; the shape defaults to 1-D. dtype defaults to T's dtype.
+template <typename T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape = {},
+                   std::optional<TensorOptions> options = std::nullopt);
+// A 0-dim tensor holding one value.
+Tensor scalar_tensor(double value, TensorOptions options = {});
+
+class Generator;
+// Uniform in [0, 1), standard normal, integers in [low, high); `generator` defaults to the
+// process-wide one (see manual_seed).
+Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* generator = nullptr);
+Tensor randn(const Shape& shape, TensorOptions options = {}, Generator* generator = nullptr);
+Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options = kInt64,
+               Generator* generator = nullptr);
+
+}  // namespace strata
