@@ -35,13 +35,16 @@ class NoGradGuard {
 
 namespace autograd {
 
-// Maps the gradient of a node's output to the gradients of its inputs (one per edge; an
-// undefined Tensor where an input gets none).
-using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+// Maps the gradient of a node's output to the gradients of its inputs (one per input; an
+// undefined Tensor where an input gets none). needs_input_grad[i] says whether input i wants
+// one, so a backward can skip work nobody uses (the data side of x @ w, say).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output,
+                                                     const std::vector<bool>& needs_input_grad)>;
 
 struct Node {
   std::string name;                            // the op, for messages: "matmul"
   std::vector<std::shared_ptr<Node>> next;     // one per input; null where no grad flows
+  std::vector<bool> needs_input_grad;          // next[i] != nullptr
   BackwardFn backward;                         // released after use unless retain_graph
   std::weak_ptr<TensorImpl> leaf;              // set on the node that accumulates a leaf
   Shape output_shape;                          // the shape its incoming gradient must have

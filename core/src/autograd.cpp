@@ -1,0 +1,215 @@
+// The tape: recording nodes, and the engine that replays them. The engine counts, for every
+// node reachable from the roots, how many edges point at it; a node runs once all of its
+// incoming gradients have arrived (reverse topological order), and a leaf's accumulating node
+// adds what reaches it into the leaf's .grad().
+#include "strata/autograd.h"
+
+#include <unordered_map>
+#include <vector>
+
+#include "internal.h"
+
+namespace strata {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+bool GradMode::is_enabled() { return g_grad_enabled; }
+void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }
+
+namespace autograd {
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor* t : inputs) {
+    if (t->defined() && t->requires_grad()) return true;
+  }
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// The node a gradient for `t` flows into: its grad_fn, or the leaf's accumulator.
+std::shared_ptr<Node> edge_to(const Tensor& t) {
+  if (!t.defined() || !t.requires_grad()) return nullptr;
+  if (t.grad_fn()) return t.grad_fn();
+  AutogradMeta& meta = *t.impl()->autograd;
+  std::shared_ptr<Node> accumulator = meta.accumulator.lock();
+  if (!accumulator) {
+    accumulator = std::make_shared<Node>();
+    accumulator->name = "accumulate_grad";
+    accumulator->leaf = t.impl_ptr();
+    accumulator->output_shape = t.shape();
+    accumulator->output_dtype = t.dtype();
+    accumulator->output_device = t.device();
+    meta.accumulator = accumulator;
+  }
+  return accumulator;
+}
+
+}  // namespace
+
+void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
+            BackwardFn backward) {
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->next.reserve(inputs.size());
+  node->needs_input_grad.reserve(inputs.size());
+  for (const Tensor& input : inputs) {
+    node->next.push_back(edge_to(input));
+    node->needs_input_grad.push_back(node->next.back() != nullptr);
+  }
+  node->backward = std::move(backward);
+  node->output_shape = output.shape();
+  node->output_dtype = output.dtype();
+  node->output_device = output.device();
+  auto& meta = output.impl()->autograd;
+  if (!meta) meta = std::make_unique<AutogradMeta>();
+  meta->requires_grad = true;
+  meta->grad_fn = std::move(node);
+}
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  const size_t rank = grad.shape().size(), lead = rank - shape.size();
+  STRATA_ASSERT(rank >= shape.size(), "sum_to ", shape_str(grad.shape()), " -> ",
+                shape_str(shape));
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < rank; ++i) {
+    if (i < lead || (shape[i - lead] == 1 && grad.shape()[i] != 1)) {
+      dims.push_back(static_cast<int64_t>(i));
+    }
+  }
+  Tensor reduced = dims.empty() ? grad : sum(grad, dims, /*keepdim=*/true);
+  return reduced.reshape(shape);
+}
+
+namespace {
+
+void accumulate_into_leaf(const Node& node, Tensor gradient) {
+  const std::shared_ptr<TensorImpl> impl = node.leaf.lock();
+  if (!impl) return;  // the leaf is gone: nobody can read its gradient
+  Tensor leaf(impl);
+  Tensor& grad = leaf.mutable_grad();
+  if (!grad.defined()) {
+    // Keep the incoming tensor only if nothing else can see or alias it.
+    const bool exclusive = gradient.impl_ptr().use_count() == 1 &&
+                           gradient.storage().use_count() == 1 && gradient.is_contiguous() &&
+                           gradient.offset() == 0;
+    grad = exclusive ? gradient : gradient.clone();
+  } else {
+    grad.add_(gradient);
+  }
+}
+
+// Gradients that reach `node`: converted to the dtype and device the node produced, then summed.
+void add_gradient(std::unordered_map<Node*, Tensor>& pending, Node* node, Tensor gradient) {
+  if (gradient.dtype() != node->output_dtype) gradient = gradient.to(node->output_dtype);
+  if (gradient.device() != node->output_device) gradient = gradient.to(node->output_device);
+  STRATA_ASSERT(gradient.shape() == node->output_shape, "gradient for ", node->name, " has shape ",
+                shape_str(gradient.shape()), " but its output has ",
+                shape_str(node->output_shape));
+  Tensor& slot = pending[node];
+  slot = slot.defined() ? add(slot, gradient) : std::move(gradient);
+}
+
+}  // namespace
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
+                  bool retain_graph) {
+  STRATA_ASSERT(roots.size() == gradients.size());
+  NoGradGuard no_grad;
+  std::unordered_map<Node*, Tensor> pending;
+  std::vector<std::shared_ptr<Node>> root_nodes;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& root = roots[i];
+    detail::check_defined(root, "backward", "the tensor");
+    STRATA_CHECK(root.requires_grad(), "backward: the tensor ", detail::describe(root),
+                 " does not require grad and has no grad_fn (did any input set "
+                 "requires_grad, and was grad mode on?)");
+    Tensor gradient = gradients[i];
+    if (!gradient.defined()) {
+      STRATA_CHECK(root.numel() == 1, "backward: grad can be implicitly created only for a "
+                   "one-element output; this one is ", detail::describe(root),
+                   ": pass a gradient of its shape");
+      gradient = ones_like(root);
+    }
+    STRATA_CHECK(gradient.shape() == root.shape(), "backward: gradient ",
+                 detail::describe(gradient), " does not match the output ",
+                 detail::describe(root));
+    std::shared_ptr<Node> node = edge_to(root);
+    add_gradient(pending, node.get(), gradient);
+    root_nodes.push_back(std::move(node));
+  }
+
+  // Count the incoming edges of every reachable node.
+  std::unordered_map<Node*, int> dependencies;
+  std::vector<Node*> stack;
+  std::unordered_map<Node*, bool> seen;
+  for (const auto& node : root_nodes) {
+    if (!seen[node.get()]) {
+      seen[node.get()] = true;
+      stack.push_back(node.get());
+    }
+  }
+  while (!stack.empty()) {
+    Node* node = stack.back();
+    stack.pop_back();
+    for (const auto& next : node->next) {
+      if (!next) continue;
+      ++dependencies[next.get()];
+      if (!seen[next.get()]) {
+        seen[next.get()] = true;
+        stack.push_back(next.get());
+      }
+    }
+  }
+
+  std::vector<Node*> ready;
+  for (const auto& node : root_nodes) {
+    if (dependencies[node.get()] == 0) ready.push_back(node.get());
+  }
+  // A root may be listed twice; run each node once.
+  std::unordered_map<Node*, bool> done;
+  while (!ready.empty()) {
+    Node* node = ready.back();
+    ready.pop_back();
+    if (done[node]) continue;
+    done[node] = true;
+    Tensor gradient = std::move(pending[node]);
+    pending.erase(node);
+    if (!node->leaf.expired() || (node->next.empty() && !node->backward)) {
+      if (gradient.defined()) accumulate_into_leaf(*node, std::move(gradient));
+      continue;
+    }
+    STRATA_CHECK(node->backward != nullptr, "backward: trying to go through the graph of ",
+                 node->name, " a second time, but its saved tensors were freed after the first "
+                 "backward; pass retain_graph=true to the first backward() to keep them");
+    std::vector<Tensor> input_grads;
+    if (gradient.defined()) input_grads = node->backward(gradient, node->needs_input_grad);
+    if (!retain_graph) node->backward = nullptr;
+    STRATA_ASSERT(input_grads.empty() || input_grads.size() == node->next.size(), node->name,
+                  " backward returned ", input_grads.size(), " gradients for ",
+                  node->next.size(), " inputs");
+    for (size_t i = 0; i < node->next.size(); ++i) {
+      Node* next = node->next[i].get();
+      if (next == nullptr) continue;
+      if (!input_grads.empty() && input_grads[i].defined()) {
+        add_gradient(pending, next, std::move(input_grads[i]));
+      }
+      if (--dependencies[next] == 0) ready.push_back(next);
+    }
+  }
+}
+
+}  // namespace autograd
+}  // namespace strata

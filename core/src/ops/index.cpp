@@ -1,0 +1,184 @@
+// Joining and indexing: cat, stack, index_select, gather, one_hot. Index tensors are int64 and
+// range-checked here, before any kernel runs (one small device-to-host read on CUDA).
+#include <algorithm>
+
+#include "internal.h"
+
+namespace strata {
+
+namespace {
+
+using autograd::needs_grad;
+using autograd::record;
+using Grads = std::vector<Tensor>;
+using Needs = std::vector<bool>;
+
+void check_index(const Tensor& index, const char* op) {
+  detail::check_defined(index, op, "index");
+  STRATA_CHECK(index.dtype() == DType::Int64, op, ": index must be int64, got ",
+               detail::describe(index));
+}
+
+// Throws unless every value of `index` lies in [0, size).
+void check_index_range(const Tensor& index, int64_t size, const char* op, const Tensor& x,
+                       int64_t dim) {
+  if (index.numel() == 0) return;
+  NoGradGuard no_grad;
+  const int64_t lo = min(index).item<int64_t>(), hi = max(index).item<int64_t>();
+  STRATA_CHECK(lo >= 0 && hi < size, op, ": index ", lo < 0 ? lo : hi,
+               " is out of range for dimension ", dim, " of size ", size, " in ",
+               detail::describe(x));
+}
+
+}  // namespace
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  STRATA_CHECK(!tensors.empty(), "cat: expected a non-empty list of tensors");
+  const Tensor& first = tensors[0];
+  detail::check_defined(first, "cat", "tensor 0");
+  STRATA_CHECK(first.dim() > 0, "cat: zero-dimensional tensor 0 cannot be concatenated; "
+               "unsqueeze it or use stack");
+  const int64_t axis = normalize_axis(dim, first.dim(), "cat");
+  Shape out_shape = first.shape();
+  out_shape[axis] = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    detail::check_defined(t, "cat", "a tensor");
+    STRATA_CHECK(t.dtype() == first.dtype(), "cat: tensor ", i, " has dtype ",
+                 dtype_name(t.dtype()), " but tensor 0 has ", dtype_name(first.dtype()), " (",
+                 detail::describe(t), " vs ", detail::describe(first), ")");
+    detail::check_same_device(first, t, "cat");
+    bool compatible = t.dim() == first.dim();
+    for (int64_t d = 0; compatible && d < t.dim(); ++d) {
+      compatible = d == axis || t.shape()[d] == first.shape()[d];
+    }
+    STRATA_CHECK(compatible, "cat: tensor ", i, " ", detail::describe(t),
+                 " does not match tensor 0 ", detail::describe(first),
+                 " outside dimension ", axis);
+    out_shape[axis] += t.shape()[axis];
+  }
+  Tensor out = Tensor::empty(out_shape, first.options());
+  std::vector<int64_t> sizes;
+  int64_t start = 0;
+  for (const Tensor& t : tensors) {
+    const int64_t length = t.shape()[axis];
+    if (t.numel() > 0) {
+      detail::backend_of(out).copy(out.detach().narrow(axis, start, length), t);
+    }
+    sizes.push_back(length);
+    start += length;
+  }
+  if (needs_grad(tensors)) {
+    record("cat", tensors, out, [axis, sizes](const Tensor& g, const Needs& n) {
+      Grads grads(sizes.size());
+      int64_t begin = 0;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        if (n[i]) grads[i] = g.narrow(axis, begin, sizes[i]);
+        begin += sizes[i];
+      }
+      return grads;
+    });
+  }
+  return out;
+}
+
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
+  STRATA_CHECK(!tensors.empty(), "stack: expected a non-empty list of tensors");
+  detail::check_defined(tensors[0], "stack", "tensor 0");
+  const int64_t axis = normalize_axis(dim, tensors[0].dim() + 1, "stack");
+  std::vector<Tensor> expanded;
+  expanded.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    detail::check_defined(tensors[i], "stack", "a tensor");
+    STRATA_CHECK(tensors[i].shape() == tensors[0].shape(), "stack: tensor ", i, " ",
+                 detail::describe(tensors[i]), " does not match tensor 0 ",
+                 detail::describe(tensors[0]), "; stack needs equal shapes");
+    expanded.push_back(tensors[i].unsqueeze(axis));
+  }
+  return cat(expanded, axis);
+}
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  detail::check_defined(x, "index_select");
+  check_index(index, "index_select");
+  STRATA_CHECK(index.dim() <= 1, "index_select: index must be 0-D or 1-D, got ",
+               detail::describe(index));
+  detail::check_same_device(x, index, "index_select");
+  STRATA_CHECK(x.dim() > 0, "index_select: input must have at least one dimension, got ",
+               detail::describe(x));
+  const int64_t axis = normalize_axis(dim, x.dim(), "index_select");
+  check_index_range(index, x.shape()[axis], "index_select", x, axis);
+  Shape out_shape = x.shape();
+  out_shape[axis] = index.numel();
+  Tensor out = Tensor::empty(out_shape, x.options());
+  const Tensor flat_index = index.reshape({-1}).contiguous();
+  if (out.numel() > 0) {
+    detail::backend_of(out).index_select(out, x.contiguous().detach(), axis, flat_index);
+  }
+  if (needs_grad({&x})) {
+    record("index_select", {x}, out, [shape = x.shape(), axis, flat_index](const Tensor& g,
+                                                                           const Needs&) {
+      Tensor grad = zeros(shape, g.options());
+      if (g.numel() > 0) detail::backend_of(grad).index_add(grad, axis, flat_index, g.contiguous());
+      return Grads{grad};
+    });
+  }
+  return out;
+}
+
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  detail::check_defined(x, "gather");
+  check_index(index, "gather");
+  detail::check_same_device(x, index, "gather");
+  STRATA_CHECK(index.dim() == x.dim(), "gather: index ", detail::describe(index),
+               " must have the same number of dimensions as the input ", detail::describe(x));
+  const int64_t axis = normalize_axis(dim, std::max<int64_t>(x.dim(), 1), "gather");
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    STRATA_CHECK(d == axis || index.shape()[d] <= x.shape()[d], "gather: index ",
+                 detail::describe(index), " is larger than the input ", detail::describe(x),
+                 " at dimension ", d);
+  }
+  const Tensor input = x.dim() == 0 ? x.detach().reshape({1}) : x.detach();
+  const Tensor idx = index.dim() == 0 ? index.reshape({1}) : index;
+  check_index_range(idx, input.shape()[axis], "gather", x, axis);
+  Tensor out = Tensor::empty(index.shape(), x.options());
+  const Tensor contiguous_index = idx.contiguous();
+  if (out.numel() > 0) {
+    detail::backend_of(out).gather(out.detach().reshape(idx.shape()), input.contiguous(), axis,
+                                   contiguous_index);
+  }
+  if (needs_grad({&x})) {
+    record("gather", {x}, out, [shape = input.shape(), x_shape = x.shape(), axis,
+                                contiguous_index](const Tensor& g, const Needs&) {
+      Tensor grad = zeros(shape, g.options());
+      if (g.numel() > 0) {
+        detail::backend_of(grad).scatter_add(grad, axis, contiguous_index,
+                                             g.reshape(contiguous_index.shape()).contiguous());
+      }
+      return Grads{grad.reshape(x_shape)};
+    });
+  }
+  return out;
+}
+
+Tensor one_hot(const Tensor& index, int64_t num_classes) {
+  check_index(index, "one_hot");
+  NoGradGuard no_grad;
+  if (num_classes < 0) {
+    STRATA_CHECK(index.numel() > 0, "one_hot: cannot infer num_classes from an empty index");
+    num_classes = max(index).item<int64_t>() + 1;
+  }
+  check_index_range(index, num_classes, "one_hot", index, -1);
+  Shape out_shape = index.shape();
+  out_shape.push_back(num_classes);
+  Tensor out = zeros(out_shape, index.options());
+  if (out.numel() > 0) {
+    Shape column = index.shape();
+    column.push_back(1);
+    const Tensor idx = index.reshape(column).contiguous();
+    detail::backend_of(out).scatter_add(out, out.dim() - 1, idx, ones(column, index.options()));
+  }
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,346 @@
+// Tensor and Storage: ownership, geometry queries, host access, conversions, in-place updates
+// and the autograd accessors. Computation lives in ops/; this file only moves bytes and keeps
+// the bookkeeping right.
+#include "strata/tensor.h"
+
+#include <cstring>
+#include <vector>
+
+#include "internal.h"
+
+namespace strata {
+
+// ---- Storage ------------------------------------------------------------------------------
+
+Storage::Storage(size_t nbytes, Device device)
+    : nbytes_(nbytes), device_(device), backend_(&backend_for(device)) {
+  data_ = backend_->allocate(nbytes);
+}
+
+Storage::~Storage() {
+  if (data_ != nullptr) backend_->deallocate(data_, nbytes_);
+}
+
+TensorImpl::TensorImpl() = default;
+TensorImpl::~TensorImpl() = default;
+
+namespace detail {
+
+Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage();
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = base.dtype();
+  return Tensor(std::move(impl));
+}
+
+Tensor broadcast_view(const Tensor& t, const Shape& shape) {
+  if (t.shape() == shape) return t;
+  const size_t rank = shape.size(), lead = rank - t.shape().size();
+  Strides strides(rank, 0);
+  for (size_t i = lead; i < rank; ++i) {
+    const int64_t size = t.shape()[i - lead];
+    STRATA_ASSERT(size == shape[i] || size == 1, "broadcast_view ", shape_str(t.shape()), " to ",
+                  shape_str(shape));
+    strides[i] = size == shape[i] ? t.strides()[i - lead] : 0;
+  }
+  return make_view(t, shape, std::move(strides), t.offset());
+}
+
+Tensor convert(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype) return t;
+  Tensor out = Tensor::empty(t.shape(), TensorOptions(dtype).device(t.device()));
+  if (out.numel() > 0) backend_of(t).copy(out, t);
+  return out;
+}
+
+std::string describe(const Tensor& t) {
+  if (!t.defined()) return "(undefined tensor)";
+  return concat(shape_str(t.shape()), " ", dtype_name(t.dtype()), " ", t.device().str());
+}
+
+void check_defined(const Tensor& t, const char* op, const char* what) {
+  STRATA_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
+}
+
+void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
+  STRATA_CHECK(a.device() == b.device(), op, ": tensors are on different devices (",
+               describe(a), " and ", describe(b), "); move one with .to(device)");
+}
+
+}  // namespace detail
+
+// ---- properties ---------------------------------------------------------------------------
+
+TensorImpl* Tensor::impl() const {
+  STRATA_CHECK(impl_ != nullptr, "Tensor: this tensor is undefined (default-constructed)");
+  return impl_.get();
+}
+
+Tensor Tensor::empty(const Shape& shape, TensorOptions options) {
+  for (int64_t s : shape) {
+    STRATA_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
+  }
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(
+      static_cast<size_t>(numel_of(shape)) * strata::element_size(options.dtype_),
+      options.device_);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = options.dtype_;
+  Tensor out(std::move(impl));
+  if (options.requires_grad_) out.set_requires_grad(true);
+  return out;
+}
+
+int64_t Tensor::size(int64_t d) const { return shape()[normalize_axis(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[normalize_axis(d, dim(), "stride")]; }
+Device Tensor::device() const { return impl()->storage->device(); }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (size_t i = shape().size(); i-- > 0;) {
+    if (shape()[i] == 1) continue;
+    if (strides()[i] != expected) return false;
+    expected *= shape()[i];
+  }
+  return true;
+}
+
+void* Tensor::raw_data() const {
+  auto* bytes = static_cast<char*>(impl()->storage->data());
+  return bytes + impl()->offset * static_cast<int64_t>(element_size());
+}
+
+template <typename T>
+T* Tensor::data() const {
+  STRATA_CHECK(dtype_of<std::remove_const_t<T>>::value == dtype(), "data<T>: tensor has dtype ",
+               dtype_name(dtype()), " but ", dtype_name(dtype_of<std::remove_const_t<T>>::value),
+               " was asked for");
+  return static_cast<T*>(raw_data());
+}
+template float* Tensor::data<float>() const;
+template double* Tensor::data<double>() const;
+template int64_t* Tensor::data<int64_t>() const;
+template uint8_t* Tensor::data<uint8_t>() const;
+template bool* Tensor::data<bool>() const;
+template const float* Tensor::data<const float>() const;
+template const double* Tensor::data<const double>() const;
+template const int64_t* Tensor::data<const int64_t>() const;
+template const uint8_t* Tensor::data<const uint8_t>() const;
+template const bool* Tensor::data<const bool>() const;
+
+// ---- host access --------------------------------------------------------------------------
+
+template <typename T>
+std::vector<T> Tensor::to_vector() const {
+  const Tensor host = contiguous().cpu();
+  const int64_t n = host.numel();
+  std::vector<T> values(static_cast<size_t>(n));
+  STRATA_DISPATCH_ALL(host.dtype(), "to_vector", [&] {
+    const auto* src = static_cast<const scalar_t*>(host.raw_data());
+    for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = static_cast<T>(src[i]);
+  });
+  return values;
+}
+
+template <typename T>
+T Tensor::item() const {
+  STRATA_CHECK(numel() == 1, "item: expected a tensor with one element, got ",
+               detail::describe(*this));
+  return to_vector<T>()[0];
+}
+
+#define STRATA_INSTANTIATE_HOST_ACCESS(T)                    \
+  template std::vector<T> Tensor::to_vector<T>() const;      \
+  template T Tensor::item<T>() const;
+STRATA_INSTANTIATE_HOST_ACCESS(float)
+STRATA_INSTANTIATE_HOST_ACCESS(double)
+STRATA_INSTANTIATE_HOST_ACCESS(int64_t)
+STRATA_INSTANTIATE_HOST_ACCESS(int)
+STRATA_INSTANTIATE_HOST_ACCESS(uint8_t)
+STRATA_INSTANTIATE_HOST_ACCESS(bool)
+#undef STRATA_INSTANTIATE_HOST_ACCESS
+
+// ---- conversions --------------------------------------------------------------------------
+
+Tensor Tensor::to(Device target) const {
+  const Device source = device();
+  if (source == target) return *this;
+  backend_for(target);  // fails early, with the reason, when the target does not exist
+  const Tensor src = contiguous();
+  Tensor out = Tensor::empty(shape(), TensorOptions(dtype()).device(target));
+  const size_t nbytes = static_cast<size_t>(numel()) * element_size();
+  if (nbytes > 0) {
+    if (source.is_cpu()) {
+      backend_for(target).copy_from_host(out.raw_data(), src.raw_data(), nbytes);
+    } else if (target.is_cpu()) {
+      backend_for(source).copy_to_host(out.raw_data(), src.raw_data(), nbytes);
+    } else {  // between two CUDA devices, staged through the host
+      std::vector<char> staging(nbytes);
+      backend_for(source).copy_to_host(staging.data(), src.raw_data(), nbytes);
+      backend_for(target).copy_from_host(out.raw_data(), staging.data(), nbytes);
+    }
+  }
+  if (autograd::needs_grad({this})) {
+    autograd::record("to", {*this}, out, [source](const Tensor& g, const std::vector<bool>&) {
+      return std::vector<Tensor>{g.to(source)};
+    });
+  }
+  return out;
+}
+
+Tensor Tensor::to(DType target) const {
+  const DType source = dtype();
+  if (source == target) return *this;
+  Tensor out = detail::convert(*this, target);
+  if (is_floating(target) && is_floating(source) && autograd::needs_grad({this})) {
+    autograd::record("to", {*this}, out, [source](const Tensor& g, const std::vector<bool>&) {
+      return std::vector<Tensor>{g.to(source)};
+    });
+  }
+  return out;
+}
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  return clone();
+}
+
+Tensor Tensor::clone() const {
+  Tensor out = Tensor::empty(shape(), options());
+  if (out.numel() > 0) detail::backend_of(*this).copy(out, *this);
+  if (autograd::needs_grad({this})) {
+    autograd::record("clone", {*this}, out, [](const Tensor& g, const std::vector<bool>&) {
+      return std::vector<Tensor>{g};
+    });
+  }
+  return out;
+}
+
+// ---- in place -----------------------------------------------------------------------------
+
+namespace {
+
+void check_in_place(const Tensor& t, const char* op) {
+  STRATA_CHECK(!(t.requires_grad() && GradMode::is_enabled()), op, ": in-place update of ",
+               t.is_leaf() ? "a leaf tensor" : "a tensor in the autograd graph", " (",
+               detail::describe(t),
+               ") that requires grad; wrap it in NoGradGuard or use the out-of-place op");
+}
+
+// Writes `value` (already broadcast to t's shape and on t's device) into t, whatever t's strides.
+void assign(const Tensor& t, const Tensor& value) {
+  if (t.numel() > 0) detail::backend_of(t).copy(t, value);
+}
+
+}  // namespace
+
+Tensor& Tensor::fill_(double value) {
+  check_in_place(*this, "fill_");
+  if (numel() == 0) return *this;
+  if (is_contiguous()) {
+    detail::backend_of(*this).fill(*this, value);
+  } else {
+    const Tensor scalar = full({}, value, options());
+    assign(*this, detail::broadcast_view(scalar, shape()));
+  }
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_in_place(*this, "copy_");
+  detail::check_defined(src, "copy_", "source");
+  Shape target = broadcast_shapes(shape(), src.shape(), "copy_");
+  STRATA_CHECK(target == shape(), "copy_: source ", detail::describe(src),
+               " cannot be broadcast to the destination ", detail::describe(*this));
+  const Tensor local = src.detach().to(device());
+  assign(*this, detail::broadcast_view(local, shape()));
+  return *this;
+}
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  check_in_place(*this, "add_");
+  detail::check_defined(other, "add_", "other");
+  NoGradGuard no_grad;
+  Tensor update = alpha == 1.0 ? other : mul(other, alpha);
+  const Tensor sum = add(*this, update);
+  STRATA_CHECK(sum.shape() == shape(), "add_: other ", detail::describe(other),
+               " cannot be broadcast to ", detail::describe(*this));
+  assign(*this, detail::convert(sum, dtype()));
+  return *this;
+}
+
+Tensor& Tensor::mul_(double value) {
+  check_in_place(*this, "mul_");
+  if (numel() == 0) return *this;
+  if (is_contiguous()) {
+    detail::backend_of(*this).binary_scalar(BinaryOp::Mul, *this, *this, value, false);
+  } else {
+    NoGradGuard no_grad;
+    assign(*this, mul(*this, value));
+  }
+  return *this;
+}
+
+// ---- autograd accessors -------------------------------------------------------------------
+
+namespace {
+autograd::AutogradMeta& ensure_meta(TensorImpl* impl) {
+  if (!impl->autograd) impl->autograd = std::make_unique<autograd::AutogradMeta>();
+  return *impl->autograd;
+}
+}  // namespace
+
+bool Tensor::requires_grad() const {
+  const auto& meta = impl()->autograd;
+  return meta != nullptr && meta->requires_grad;
+}
+
+Tensor& Tensor::set_requires_grad(bool enable) {
+  STRATA_CHECK(is_leaf(), "set_requires_grad: only leaf tensors can be changed; this one (",
+               detail::describe(*this), ") was made by ", grad_fn()->name,
+               " — use detach() for a new leaf");
+  STRATA_CHECK(!enable || is_floating(dtype()),
+               "set_requires_grad: only floating tensors (f32, f64) can require grad, got ",
+               detail::describe(*this));
+  ensure_meta(impl()).requires_grad = enable;
+  return *this;
+}
+
+bool Tensor::is_leaf() const {
+  const auto& meta = impl()->autograd;
+  return meta == nullptr || meta->grad_fn == nullptr;
+}
+
+const Tensor& Tensor::grad() const {
+  static const Tensor undefined;
+  const auto& meta = impl()->autograd;
+  return meta != nullptr ? meta->grad : undefined;
+}
+
+Tensor& Tensor::mutable_grad() { return ensure_meta(impl()).grad; }
+
+void Tensor::zero_grad() {
+  if (impl()->autograd) impl()->autograd->grad = Tensor();
+}
+
+const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<autograd::Node> none;
+  const auto& meta = impl()->autograd;
+  return meta != nullptr ? meta->grad_fn : none;
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  autograd::run_backward({*this}, {gradient}, retain_graph);
+}
+
+Tensor Tensor::detach() const {
+  return detail::make_view(*this, shape(), strides(), offset());
+}
+
+}  // namespace strata
