@@ -4,7 +4,7 @@
 // adds what reaches it into the leaf's .grad().
 #include "strata/autograd.h"
 
-#include <unordered_map>
+#include <atomic>
 #include <vector>
 
 #include "internal.h"
@@ -111,16 +111,18 @@ void accumulate_into_leaf(const Node& node, Tensor gradient) {
   }
 }
 
-// Gradients that reach `node`: converted to the dtype and device the node produced, then summed.
-void add_gradient(std::unordered_map<Node*, Tensor>& pending, Node* node, Tensor gradient) {
+// A gradient reaching `node`: converted to the dtype and device the node produced, then summed.
+void add_gradient(Node* node, Tensor gradient) {
   if (gradient.dtype() != node->output_dtype) gradient = gradient.to(node->output_dtype);
   if (gradient.device() != node->output_device) gradient = gradient.to(node->output_device);
   STRATA_ASSERT(gradient.shape() == node->output_shape, "gradient for ", node->name, " has shape ",
                 shape_str(gradient.shape()), " but its output has ",
                 shape_str(node->output_shape));
-  Tensor& slot = pending[node];
+  Tensor& slot = node->pending_grad;
   slot = slot.defined() ? add(slot, gradient) : std::move(gradient);
 }
+
+bool is_accumulator(const Node& node) { return node.next.empty() && !node.backward; }
 
 }  // namespace
 
@@ -128,8 +130,11 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
                   bool retain_graph) {
   STRATA_ASSERT(roots.size() == gradients.size());
   NoGradGuard no_grad;
-  std::unordered_map<Node*, Tensor> pending;
+  static std::atomic<uint64_t> pass_counter{0};
+  const uint64_t pass = ++pass_counter;
+
   std::vector<std::shared_ptr<Node>> root_nodes;
+  std::vector<Tensor> root_grads;
   for (size_t i = 0; i < roots.size(); ++i) {
     const Tensor& root = roots[i];
     detail::check_defined(root, "backward", "the tensor");
@@ -146,48 +151,51 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     STRATA_CHECK(gradient.shape() == root.shape(), "backward: gradient ",
                  detail::describe(gradient), " does not match the output ",
                  detail::describe(root));
-    std::shared_ptr<Node> node = edge_to(root);
-    add_gradient(pending, node.get(), gradient);
-    root_nodes.push_back(std::move(node));
+    root_nodes.push_back(edge_to(root));
+    root_grads.push_back(std::move(gradient));
   }
 
-  // Count the incoming edges of every reachable node.
-  std::unordered_map<Node*, int> dependencies;
+  // Count the incoming edges of every node reachable from the roots. The nodes stay alive
+  // through the roots' references while this pass runs.
   std::vector<Node*> stack;
-  std::unordered_map<Node*, bool> seen;
   for (const auto& node : root_nodes) {
-    if (!seen[node.get()]) {
-      seen[node.get()] = true;
-      stack.push_back(node.get());
-    }
+    if (node->visited_in == pass) continue;
+    node->visited_in = pass;
+    node->pending_edges = 0;
+    node->pending_grad = Tensor();
+    stack.push_back(node.get());
   }
   while (!stack.empty()) {
     Node* node = stack.back();
     stack.pop_back();
     for (const auto& next : node->next) {
       if (!next) continue;
-      ++dependencies[next.get()];
-      if (!seen[next.get()]) {
-        seen[next.get()] = true;
+      if (next->visited_in != pass) {
+        next->visited_in = pass;
+        next->pending_edges = 0;
+        next->pending_grad = Tensor();
         stack.push_back(next.get());
       }
+      ++next->pending_edges;
     }
+  }
+  for (size_t i = 0; i < roots.size(); ++i) {
+    add_gradient(root_nodes[i].get(), std::move(root_grads[i]));
   }
 
   std::vector<Node*> ready;
   for (const auto& node : root_nodes) {
-    if (dependencies[node.get()] == 0) ready.push_back(node.get());
+    if (node->pending_edges == 0) {
+      node->pending_edges = -1;  // queued: a root listed twice runs once
+      ready.push_back(node.get());
+    }
   }
-  // A root may be listed twice; run each node once.
-  std::unordered_map<Node*, bool> done;
   while (!ready.empty()) {
     Node* node = ready.back();
     ready.pop_back();
-    if (done[node]) continue;
-    done[node] = true;
-    Tensor gradient = std::move(pending[node]);
-    pending.erase(node);
-    if (!node->leaf.expired() || (node->next.empty() && !node->backward)) {
+    Tensor gradient = std::move(node->pending_grad);
+    node->pending_grad = Tensor();
+    if (is_accumulator(*node)) {
       if (gradient.defined()) accumulate_into_leaf(*node, std::move(gradient));
       continue;
     }
@@ -204,9 +212,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       Node* next = node->next[i].get();
       if (next == nullptr) continue;
       if (!input_grads.empty() && input_grads[i].defined()) {
-        add_gradient(pending, next, std::move(input_grads[i]));
+        add_gradient(next, std::move(input_grads[i]));
       }
-      if (--dependencies[next] == 0) ready.push_back(next);
+      if (--next->pending_edges == 0) ready.push_back(next);
     }
   }
 }

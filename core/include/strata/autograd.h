@@ -50,6 +50,11 @@ struct Node {
   Shape output_shape;                          // the shape its incoming gradient must have
   DType output_dtype = DType::Float32;
   Device output_device;
+
+  // Scratch space of the engine during one backward pass (no maps needed per pass).
+  Tensor pending_grad;     // gradients that reached this node so far, summed
+  int pending_edges = 0;   // edges from not-yet-run nodes still to deliver
+  uint64_t visited_in = 0; // the pass that last counted this node's edges
 };
 
 struct AutogradMeta {
