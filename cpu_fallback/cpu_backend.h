@@ -1,0 +1,63 @@
+// CpuBackend: the Backend that runs on the host, and the reference the CUDA backend is tested
+// against. Every kernel follows the contract in strata/backend.h; the definitions live one
+// kernel family per file: memory.cpp, elementwise.cpp, reduce.cpp, matmul.cpp, index.cpp,
+// random.cpp (threads.cpp sets the OpenMP and OpenBLAS thread counts together).
+// Large kernels use OpenMP (parallel.h); small ones run on the calling thread, allocating
+// nothing on the heap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "strata/backend.h"
+
+namespace strata::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override;
+
+  // memory.cpp
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* ptr, size_t nbytes) override;
+  void copy_from_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_to_host(void* dst, const void* src, size_t nbytes) override;
+  void copy_on_device(void* dst, const void* src, size_t nbytes) override;
+  void synchronize() override;
+
+  // elementwise.cpp
+  void copy(const Tensor& dst, const Tensor& src) override;
+  void fill(const Tensor& out, double value) override;
+  void arange(const Tensor& out, double start, double step) override;
+  void unary(UnaryOp op, const Tensor& out, const Tensor& in) override;
+  void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) override;
+  void binary_scalar(BinaryOp op, const Tensor& out, const Tensor& a, double scalar,
+                     bool scalar_first) override;
+  void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) override;
+
+  // reduce.cpp
+  void reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer, int64_t size,
+              int64_t inner) override;
+
+  // matmul.cpp
+  void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) override;
+
+  // index.cpp
+  void index_select(const Tensor& out, const Tensor& in, int64_t dim,
+                    const Tensor& index) override;
+  void index_add(const Tensor& out, int64_t dim, const Tensor& index,
+                 const Tensor& src) override;
+  void gather(const Tensor& out, const Tensor& in, int64_t dim, const Tensor& index) override;
+  void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
+                   const Tensor& src) override;
+
+  // random.cpp
+  void random_uniform(const Tensor& out, double low, double high, uint64_t seed,
+                      uint64_t offset) override;
+  void random_normal(const Tensor& out, double mean, double std, uint64_t seed,
+                     uint64_t offset) override;
+  void random_int(const Tensor& out, int64_t low, int64_t high, uint64_t seed,
+                  uint64_t offset) override;
+};
+
+}  // namespace strata::cpu
