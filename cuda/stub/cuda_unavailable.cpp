@@ -2,6 +2,7 @@
 // AUTO without nvcc, cuBLAS or cuDNN): every CUDA request explains why it cannot be served.
 #include "strata/backend.h"
 #include "strata/detail/cuda_hooks.h"
+#include "strata/detail/cuda_memory.h"
 #include "strata/error.h"
 
 namespace strata::detail {
@@ -18,5 +19,9 @@ Backend& cuda_backend(int index) {
   STRATA_ASSERT(false, "cuda_backend(", index, ") called in a build without CUDA");
   __builtin_unreachable();
 }
+
+CudaMemoryStats cuda_memory_stats(int /*device*/) { return {}; }
+
+void cuda_empty_cache(int /*device*/) {}
 
 }  // namespace strata::detail
