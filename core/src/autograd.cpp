@@ -20,6 +20,22 @@ void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }
 
 namespace autograd {
 
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> orphans;
+  auto adopt = [&orphans](std::vector<std::shared_ptr<Node>>& edges) {
+    for (auto& edge : edges) {
+      if (edge && edge.use_count() == 1) orphans.push_back(std::move(edge));
+    }
+    edges.clear();
+  };
+  adopt(next);
+  while (!orphans.empty()) {
+    std::shared_ptr<Node> node = std::move(orphans.back());
+    orphans.pop_back();
+    adopt(node->next);  // its children move here before `node` is destroyed
+  }
+}
+
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!GradMode::is_enabled()) return false;
   for (const Tensor* t : inputs) {

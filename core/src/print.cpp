@@ -45,7 +45,11 @@ void print_dim(std::ostringstream& out, const std::vector<double>& values, const
   out << "[";
   for (int64_t i = 0; i < size; ++i) {
     if (summarize && size > 2 * kEdgeItems && i == kEdgeItems) {
-      out << (dim + 1 == shape.size() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
+      if (dim + 1 == shape.size()) {
+        out << "..., ";
+      } else {
+        out << "...,\n" << std::string(indent + 1, ' ');
+      }
       i = size - kEdgeItems;
     }
     if (dim + 1 == shape.size()) {
@@ -55,9 +59,11 @@ void print_dim(std::ostringstream& out, const std::vector<double>& values, const
       print_dim(out, values, shape, dim + 1, base + i * block, fmt, summarize, indent + 1);
     }
     if (i + 1 < size) {
-      out << (dim + 1 == shape.size() ? ", "
-                                      : "," + std::string(shape.size() - dim - 1, '\n') +
-                                            std::string(indent + 1, ' '));
+      if (dim + 1 == shape.size()) {
+        out << ", ";
+      } else {
+        out << ',' << std::string(shape.size() - dim - 1, '\n') << std::string(indent + 1, ' ');
+      }
     }
   }
   out << "]";

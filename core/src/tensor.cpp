@@ -238,19 +238,30 @@ void assign(const Tensor& t, const Tensor& value) {
 
 }  // namespace
 
+namespace {
+void fill_in_place(Tensor& t, double value) {
+  if (t.numel() == 0) return;
+  if (t.is_contiguous()) {
+    detail::backend_of(t).fill(t, value);
+  } else {
+    const Tensor scalar = full({}, value, t.options());
+    assign(t, detail::broadcast_view(scalar, t.shape()));
+  }
+}
+}  // namespace
+
 Tensor& Tensor::fill_(double value) {
   check_in_place(*this, "fill_");
-  if (numel() == 0) return *this;
-  if (is_contiguous()) {
-    detail::backend_of(*this).fill(*this, value);
-  } else {
-    const Tensor scalar = full({}, value, options());
-    assign(*this, detail::broadcast_view(scalar, shape()));
-  }
+  fill_in_place(*this, value);
   return *this;
 }
 
-Tensor& Tensor::zero_() { return fill_(0.0); }
+Tensor& Tensor::zero_() {
+  check_in_place(*this, "zero_");
+  fill_in_place(*this, 0.0);
+  return *this;
+}
+
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_in_place(*this, "copy_");

@@ -42,6 +42,13 @@ using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output,
                                                      const std::vector<bool>& needs_input_grad)>;
 
 struct Node {
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Frees the chain of nodes only this one keeps alive without recursing, so a graph of a
+  // million steps (a long unrolled RNN) cannot overflow the stack when it is dropped.
+  ~Node();
+
   std::string name;                            // the op, for messages: "matmul"
   std::vector<std::shared_ptr<Node>> next;     // one per input; null where no grad flows
   std::vector<bool> needs_input_grad;          // next[i] != nullptr

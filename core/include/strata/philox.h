@@ -4,6 +4,7 @@
 // philox(counter = offset + i, key = seed), and the conversions below.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -54,7 +55,7 @@ STRATA_HOST_DEVICE double uniform_double(const Block& b) {
 STRATA_HOST_DEVICE double normal_double(const Block& b) {
   const double u1 = (static_cast<double>(b.x) + 1.0) * (1.0 / 4294967296.0);
   const double u2 = static_cast<double>(b.y) * (1.0 / 4294967296.0);
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
 // Integer in [low, high): 64 random bits modulo the range.

@@ -164,11 +164,15 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 Tensor one_hot(const Tensor& index, int64_t num_classes) {
   check_index(index, "one_hot");
   NoGradGuard no_grad;
-  if (num_classes < 0) {
-    STRATA_CHECK(index.numel() > 0, "one_hot: cannot infer num_classes from an empty index");
-    num_classes = max(index).item<int64_t>() + 1;
+  if (index.numel() > 0) {
+    const int64_t lo = min(index).item<int64_t>(), hi = max(index).item<int64_t>();
+    STRATA_CHECK(lo >= 0, "one_hot: class index ", lo, " is negative (index ",
+                 detail::describe(index), ")");
+    if (num_classes < 0) num_classes = hi + 1;
+    STRATA_CHECK(hi < num_classes, "one_hot: class index ", hi, " is out of range for ",
+                 num_classes, " classes (index ", detail::describe(index), ")");
   }
-  check_index_range(index, num_classes, "one_hot", index, -1);
+  STRATA_CHECK(num_classes >= 0, "one_hot: cannot infer num_classes from an empty index");
   Shape out_shape = index.shape();
   out_shape.push_back(num_classes);
   Tensor out = zeros(out_shape, index.options());

@@ -1,6 +1,8 @@
 // matmul with torch.matmul's rules: 1-D operands gain a dimension that is dropped again,
 // batch dimensions broadcast, and every case reaches the backend as one batched product
 // [B, M, K] @ [B, K, N] over strided views (transposed operands are not copied here).
+#include <algorithm>
+
 #include "internal.h"
 
 namespace strata {
@@ -48,6 +50,16 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
                " cannot be multiplied (", k, " != ", k2, ")");
   const Shape batch_a(a2.shape().begin(), a2.shape().end() - 2);
   const Shape batch_b(b2.shape().begin(), b2.shape().end() - 2);
+  const bool batches_match = [&] {
+    for (size_t i = 0; i < std::min(batch_a.size(), batch_b.size()); ++i) {
+      const int64_t x = batch_a[batch_a.size() - 1 - i], y = batch_b[batch_b.size() - 1 - i];
+      if (x != y && x != 1 && y != 1) return false;
+    }
+    return true;
+  }();
+  STRATA_CHECK(batches_match, "matmul: the batch dimensions of ", shape_str(a.shape()), " and ",
+               shape_str(b.shape()), " cannot be broadcast together (", shape_str(batch_a),
+               " vs ", shape_str(batch_b), ")");
   const Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
 
   Shape out_shape = batch;
