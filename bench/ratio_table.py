@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Joins the outputs of strata_bench and torch_bench.py into one ratio table with the targets.
+
+Usage: ratio_table.py STRATA_OUTPUT [TORCH_OUTPUT]
+Each input holds lines `<impl>.<device>.<workload> <value> <unit>` (impl: strata, openblas,
+torch); lines starting with '#' are comments. Plain Python: this script never imports torch.
+Exit status: 0 always (a missed target is reported in the table, not as a failure).
+"""
+import sys
+
+# Targets (CPU only: a CUDA launch alone costs microseconds, so the small-op targets are
+# about the CPU dispatch path; the matmul target compares against OpenBLAS, a CPU library).
+#   workload: (kind, bound, text)
+TARGETS = {
+    "matmul_f32_2048": ("min_ratio_openblas", 0.95, ">= 95% of OpenBLAS"),
+    "add_f32_1elem": ("max_value", 500.0, "<= 0.5 us"),             # value in ns
+    "mul_add_sum_backward_f32_1elem": ("max_value", 5.0, "<= 5 us"),  # value in us
+}
+
+WORKLOAD_TEXT = {
+    "add_f32_1elem": "a + b, 1-elem f32",
+    "mul_add_sum_backward_f32_1elem": "(a*b+a).sum().backward(), 1-elem",
+}
+
+
+def read(path, results):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) != 3 or parts[0].count(".") < 2:
+                continue
+            impl, device, workload = parts[0].split(".", 2)
+            try:
+                value = float(parts[1])
+            except ValueError:
+                continue
+            results[(impl, device, workload)] = (value, parts[2])
+
+
+def fmt(entry):
+    if entry is None:
+        return "-"
+    value, unit = entry
+    return f"{value:.1f} {unit}" if value >= 10 else f"{value:.2f} {unit}"
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    results = {}
+    for path in argv[1:]:
+        read(path, results)
+
+    rows = []  # (device, workload)
+    for impl, device, workload in results:
+        if (device, workload) not in rows:
+            rows.append((device, workload))
+
+    def order(row):
+        device, workload = row
+        size = int(workload.rsplit("_", 1)[1]) if workload.startswith("matmul") else 0
+        return (device != "cpu", workload.startswith("matmul"), size, workload)
+
+    rows.sort(key=order)
+    header = ["device", "workload", "Strata", "PyTorch", "OpenBLAS", "ratio", "target"]
+    table = []
+    misses = 0
+    for device, workload in rows:
+        strata = results.get(("strata", device, workload))
+        torch = results.get(("torch", device, workload))
+        blas = results.get(("openblas", device, workload))
+        ratio = []
+        if workload.startswith("matmul"):
+            # GFLOP/s: higher is better; Strata as a fraction of the others.
+            if strata and blas:
+                ratio.append(f"{100 * strata[0] / blas[0]:.0f}% of OpenBLAS")
+            if strata and torch:
+                ratio.append(f"{100 * strata[0] / torch[0]:.0f}% of PyTorch")
+        elif strata and torch:
+            # Time per op: lower is better; the speedup of Strata over PyTorch.
+            ratio.append(f"{torch[0] / strata[0]:.2f}x faster than PyTorch"
+                         if strata[0] <= torch[0]
+                         else f"{strata[0] / torch[0]:.2f}x slower than PyTorch")
+        target = "-"
+        if device == "cpu" and workload in TARGETS and strata:
+            kind, bound, text = TARGETS[workload]
+            if kind == "min_ratio_openblas":
+                ok = blas is not None and strata[0] >= bound * blas[0]
+            else:
+                ok = strata[0] <= bound
+            misses += 0 if ok else 1
+            target = f"{text}: {'met' if ok else 'MISSED'}"
+        table.append([device, WORKLOAD_TEXT.get(workload, workload), fmt(strata), fmt(torch),
+                      fmt(blas), "; ".join(ratio) or "-", target])
+
+    widths = [max(len(r[i]) for r in [header] + table) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in table:
+        print(line(r))
+    print(f"\ntargets missed: {misses}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,310 @@
+// strata_bench: Strata's speed on a few fixed workloads, beside OpenBLAS called directly.
+// Output: one machine-readable line per result, `<impl>.<device>.<workload> <value> <unit>`
+// (impl: strata or openblas; torch_bench.py prints the same names for PyTorch), then a human
+// table whose lines, like every other comment, start with '#'. Rules every workload keeps:
+// - warm-up first, then the median of several timed repetitions;
+// - the same thread count on both sides (--threads, default: every core);
+// - on CUDA the clock stops only after backend_for(device).synchronize().
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "strata/strata.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int threads = 0;  // 0: every core
+  bool cuda = false;
+  int64_t small_iters = 1000000;     // total iterations of the one-element add
+  int64_t backward_iters = 200000;   // total iterations of the two ops + backward
+  int reps = 7;                      // timed repetitions per workload; the median is reported
+  std::vector<int64_t> sizes = {512, 1024, 2048};
+};
+
+struct Result {
+  std::string name;   // "strata.cpu.matmul_f32_2048"
+  double value = 0.0;
+  std::string unit;   // "GFLOP/s", "ns", "us"
+};
+
+std::vector<Result> g_results;
+
+void report(const std::string& name, double value, const std::string& unit) {
+  std::printf("%s %.6g %s\n", name.c_str(), value, unit.c_str());
+  std::fflush(stdout);
+  g_results.push_back({name, value, unit});
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// Runs `body(count)` (which must do `count` iterations and finish them, synchronizing a
+// device if it has one) once to warm up, picks `count` so a repetition lasts about
+// `target_s`, then returns the median seconds per iteration over `reps` repetitions.
+double time_per_iteration(const std::function<void(int64_t)>& body, int reps, double target_s,
+                          int64_t max_count) {
+  auto start = Clock::now();
+  body(1);
+  double single = seconds_since(start);
+  start = Clock::now();
+  body(1);
+  single = std::min(single, seconds_since(start));
+  int64_t count = 1;
+  if (single > 0.0) {
+    count = static_cast<int64_t>(target_s / single);
+  }
+  count = std::clamp<int64_t>(count, 1, max_count);
+  std::vector<double> per_iteration;
+  for (int r = 0; r < reps; ++r) {
+    start = Clock::now();
+    body(count);
+    per_iteration.push_back(seconds_since(start) / static_cast<double>(count));
+  }
+  return median(per_iteration);
+}
+
+// Like time_per_iteration with a fixed number of iterations per repetition (total / reps),
+// after a warm-up of one repetition: for the per-op overhead workloads.
+double time_fixed(const std::function<void(int64_t)>& body, int reps, int64_t total) {
+  const int64_t count = std::max<int64_t>(1, total / reps);
+  body(std::max<int64_t>(1, count / 4));  // warm-up: caches, allocator, branch predictors
+  std::vector<double> per_iteration;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = Clock::now();
+    body(count);
+    per_iteration.push_back(seconds_since(start) / static_cast<double>(count));
+  }
+  return median(per_iteration);
+}
+
+double gflops(int64_t n, double seconds) {
+  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  return flops / seconds * 1e-9;
+}
+
+// ---- workloads -------------------------------------------------------------------------------
+
+void bench_matmul(const Options& opt, strata::Device device) {
+  strata::Backend& backend = strata::backend_for(device);
+  const std::string dev = device.is_cpu() ? "cpu" : "cuda";
+  for (const int64_t n : opt.sizes) {
+    strata::Generator gen(1234 + static_cast<uint64_t>(n));
+    const strata::Tensor a_host = strata::randn({n, n}, strata::kFloat32, &gen);
+    const strata::Tensor b_host = strata::randn({n, n}, strata::kFloat32, &gen);
+    const strata::Tensor a = a_host.to(device);
+    const strata::Tensor b = b_host.to(device);
+
+    // Each product is dropped at once, as `torch.matmul(a, b)` in torch_bench.py is, so both
+    // sides allocate (and free) one output per call.
+    const double strata_s = time_per_iteration(
+        [&](int64_t count) {
+          for (int64_t i = 0; i < count; ++i) {
+            const strata::Tensor product = strata::matmul(a, b);
+          }
+          backend.synchronize();
+        },
+        opt.reps, 0.25, 1000);
+    const std::string workload = "matmul_f32_" + std::to_string(n);
+    report("strata." + dev + "." + workload, gflops(n, strata_s), "GFLOP/s");
+
+    if (!device.is_cpu()) {
+      continue;  // OpenBLAS is the CPU reference only
+    }
+    const std::vector<float> av = a_host.to_vector<float>();
+    const std::vector<float> bv = b_host.to_vector<float>();
+    std::vector<float> cv(static_cast<size_t>(n * n), 0.0F);
+    const int ni = static_cast<int>(n);
+    const double blas_s = time_per_iteration(
+        [&](int64_t count) {
+          for (int64_t i = 0; i < count; ++i) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.0F, av.data(),
+                        ni, bv.data(), ni, 0.0F, cv.data(), ni);
+          }
+        },
+        opt.reps, 0.25, 1000);
+    report("openblas." + dev + "." + workload, gflops(n, blas_s), "GFLOP/s");
+
+    // Sanity: both computed the same product (float32 sums of n terms of N(0,1)^2).
+    const std::vector<float> strata_c = strata::matmul(a, b).to_vector<float>();
+    double max_diff = 0.0;
+    double max_ref = 0.0;
+    for (size_t i = 0; i < cv.size(); ++i) {
+      max_diff = std::max(max_diff, static_cast<double>(std::fabs(strata_c[i] - cv[i])));
+      max_ref = std::max(max_ref, static_cast<double>(std::fabs(cv[i])));
+    }
+    std::printf("# check %s: max |strata - openblas| = %.3g (max |c| = %.3g)%s\n",
+                workload.c_str(), max_diff, max_ref,
+                max_diff > 1e-3 * max_ref ? "  MISMATCH" : "");
+  }
+}
+
+void bench_small_add(const Options& opt, strata::Device device) {
+  strata::Backend& backend = strata::backend_for(device);
+  const std::string dev = device.is_cpu() ? "cpu" : "cuda";
+  const strata::Tensor a = strata::full({1}, 1.5, strata::TensorOptions().device(device));
+  const strata::Tensor b = strata::full({1}, 2.5, strata::TensorOptions().device(device));
+  size_t sink = 0;
+  const double s = time_fixed(
+      [&](int64_t count) {
+        for (int64_t i = 0; i < count; ++i) {
+          const strata::Tensor c = a + b;
+          sink += reinterpret_cast<uintptr_t>(c.impl());
+        }
+        backend.synchronize();
+      },
+      opt.reps, opt.small_iters);
+  const float check = (a + b).item<float>();
+  if (check != 4.0F) {
+    std::printf("# check add_f32_1elem: 1.5 + 2.5 gave %g  MISMATCH\n", static_cast<double>(check));
+  }
+  if (sink == 1) {
+    std::printf("#\n");  // keeps `sink` alive
+  }
+  report("strata." + dev + ".add_f32_1elem", s * 1e9, "ns");
+}
+
+// y = (a * b + a).sum(); y.backward(); with 1-element a, b requiring grad, grads dropped first.
+void bench_two_ops_backward(const Options& opt, strata::Device device) {
+  strata::Backend& backend = strata::backend_for(device);
+  const std::string dev = device.is_cpu() ? "cpu" : "cuda";
+  const auto options = strata::TensorOptions().device(device).requires_grad(true);
+  strata::Tensor a = strata::full({1}, 3.0, options);
+  strata::Tensor b = strata::full({1}, 2.0, options);
+  const double s = time_fixed(
+      [&](int64_t count) {
+        for (int64_t i = 0; i < count; ++i) {
+          a.zero_grad();
+          b.zero_grad();
+          const strata::Tensor y = (a * b + a).sum();
+          y.backward();
+        }
+        backend.synchronize();
+      },
+      opt.reps, opt.backward_iters);
+  // d/da = b + 1 = 3, d/db = a = 3.
+  const float ga = a.grad().item<float>();
+  const float gb = b.grad().item<float>();
+  if (ga != 3.0F || gb != 3.0F) {
+    std::printf("# check mul_add_sum_backward_f32_1elem: grads %g %g, expected 3 3  MISMATCH\n",
+                static_cast<double>(ga), static_cast<double>(gb));
+  }
+  report("strata." + dev + ".mul_add_sum_backward_f32_1elem", s * 1e6, "us");
+}
+
+void run_all(const Options& opt, strata::Device device) {
+  bench_small_add(opt, device);
+  bench_two_ops_backward(opt, device);
+  bench_matmul(opt, device);
+}
+
+void print_table() {
+  std::printf("#\n# %-44s %14s  %s\n", "result", "value", "unit");
+  for (const Result& r : g_results) {
+    std::printf("# %-44s %14.2f  %s\n", r.name.c_str(), r.value, r.unit.c_str());
+  }
+}
+
+[[noreturn]] void usage(const char* argv0, int code) {
+  std::fprintf(code == 0 ? stdout : stderr,
+               "usage: %s [--threads N] [--cuda] [--reps R] [--small-iters N] "
+               "[--backward-iters N] [--sizes 512,1024,2048]\n",
+               argv0);
+  std::exit(code);
+}
+
+Options parse(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
+        usage(argv[0], 2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--threads") {
+      opt.threads = std::stoi(value());
+    } else if (arg == "--cuda") {
+      opt.cuda = true;
+    } else if (arg == "--reps") {
+      opt.reps = std::max(1, std::stoi(value()));
+    } else if (arg == "--small-iters") {
+      opt.small_iters = std::stoll(value());
+    } else if (arg == "--backward-iters") {
+      opt.backward_iters = std::stoll(value());
+    } else if (arg == "--sizes") {
+      opt.sizes.clear();
+      const std::string list = value();
+      size_t pos = 0;
+      while (pos <= list.size()) {
+        const size_t comma = std::min(list.find(',', pos), list.size());
+        opt.sizes.push_back(std::stoll(list.substr(pos, comma - pos)));
+        pos = comma + 1;
+      }
+    } else if (arg == "-h" || arg == "--help") {
+      usage(argv[0], 0);
+    } else {
+      std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
+      usage(argv[0], 2);
+    }
+  }
+  if (opt.threads <= 0) {
+    opt.threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  }
+  return opt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse(argc, argv);
+  try {
+    strata::set_num_threads(opt.threads);
+    openblas_set_num_threads(opt.threads);  // the direct OpenBLAS calls get the same count
+    const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+    std::printf("# Strata %s, threads %d (strata reports %d, OpenBLAS %d)\n", strata::kVersion,
+                opt.threads, strata::get_num_threads(), openblas_get_num_threads());
+    std::printf("# OPENBLAS_CORETYPE=%s; OpenBLAS core %s; config %s\n",
+                coretype != nullptr ? coretype : "(unset)", openblas_get_corename(),
+                openblas_get_config());
+
+    run_all(opt, strata::Device(strata::kCPU));
+
+    if (opt.cuda) {
+      if (strata::cuda_is_available()) {
+        std::printf("# CUDA: %d device(s); benchmarking cuda:0\n", strata::cuda_device_count());
+        run_all(opt, strata::Device(strata::kCUDA, 0));
+      } else {
+        std::printf("# skip cuda: strata::cuda_is_available() is false (no device, or built "
+                    "without the CUDA backend)\n");
+      }
+    }
+    print_table();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "strata_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The workloads of strata_bench, in PyTorch: same names, same output format.
+
+One machine-readable line per result, `torch.<device>.<workload> <value> <unit>`; every other
+line starts with '#'. Warm-up first, then the median of several timed repetitions, with
+torch.set_num_threads set explicitly (Debian's PyTorch defaults to 1 thread) and, on CUDA,
+torch.cuda.synchronize() before the clock stops. TF32 is off, as in Strata by default.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+
+def report(results, name, value, unit):
+    print(f"{name} {value:.6g} {unit}", flush=True)
+    results.append((name, value, unit))
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_per_iteration(body, reps, target_s, max_count):
+    """body(count) runs count iterations; returns the median seconds per iteration."""
+    start = time.perf_counter()
+    body(1)
+    single = time.perf_counter() - start
+    start = time.perf_counter()
+    body(1)
+    single = min(single, time.perf_counter() - start)
+    count = int(target_s / single) if single > 0 else 1
+    count = max(1, min(count, max_count))
+    per_iteration = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        body(count)
+        per_iteration.append((time.perf_counter() - start) / count)
+    return statistics.median(per_iteration)
+
+
+def time_fixed(body, reps, total):
+    count = max(1, total // reps)
+    body(max(1, count // 4))  # warm-up
+    per_iteration = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        body(count)
+        per_iteration.append((time.perf_counter() - start) / count)
+    return statistics.median(per_iteration)
+
+
+def bench_matmul(args, device, results):
+    dev = device.type
+    for n in args.sizes:
+        gen = torch.Generator().manual_seed(1234 + n)
+        a = torch.randn(n, n, generator=gen).to(device)
+        b = torch.randn(n, n, generator=gen).to(device)
+
+        def body(count):
+            for _ in range(count):
+                torch.matmul(a, b)
+            sync(device)
+
+        s = time_per_iteration(body, args.reps, 0.25, 1000)
+        report(results, f"torch.{dev}.matmul_f32_{n}", 2.0 * n * n * n / s * 1e-9, "GFLOP/s")
+
+
+def bench_small_add(args, device, results):
+    a = torch.full((1,), 1.5, device=device)
+    b = torch.full((1,), 2.5, device=device)
+
+    def body(count):
+        for _ in range(count):
+            a + b
+        sync(device)
+
+    s = time_fixed(body, args.reps, args.small_iters)
+    report(results, f"torch.{device.type}.add_f32_1elem", s * 1e9, "ns")
+
+
+def bench_two_ops_backward(args, device, results):
+    a = torch.full((1,), 3.0, device=device, requires_grad=True)
+    b = torch.full((1,), 2.0, device=device, requires_grad=True)
+
+    def body(count):
+        for _ in range(count):
+            a.grad = None
+            b.grad = None
+            y = (a * b + a).sum()
+            y.backward()
+        sync(device)
+
+    s = time_fixed(body, args.reps, args.backward_iters)
+    if a.grad.item() != 3.0 or b.grad.item() != 3.0:
+        print(f"# check mul_add_sum_backward_f32_1elem: grads {a.grad.item()} {b.grad.item()}, "
+              "expected 3 3  MISMATCH")
+    report(results, f"torch.{device.type}.mul_add_sum_backward_f32_1elem", s * 1e6, "us")
+
+
+def run_all(args, device, results):
+    bench_small_add(args, device, results)
+    bench_two_ops_backward(args, device, results)
+    bench_matmul(args, device, results)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--cuda", action="store_true")
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--small-iters", type=int, default=1000000)
+    parser.add_argument("--backward-iters", type=int, default=200000)
+    parser.add_argument("--sizes", default="512,1024,2048")
+    args = parser.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.reps = max(1, args.reps)
+
+    torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    print(f"# PyTorch {torch.__version__} ({sys.executable}), threads {torch.get_num_threads()}")
+    print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    # Which BLAS this PyTorch was built against (Debian's: "generic", the system libblas).
+    settings = torch.__config__.show().replace(",", " ").split()
+    blas = [s for s in settings if s.startswith(("BLAS_INFO=", "USE_MKLDNN=", "USE_CUDA="))]
+    if blas:
+        print("# " + " ".join(blas))
+
+    results = []
+    run_all(args, torch.device("cpu"), results)
+    if args.cuda:
+        if torch.cuda.is_available():
+            print(f"# CUDA: {torch.cuda.get_device_name(0)}; benchmarking cuda:0")
+            run_all(args, torch.device("cuda", 0), results)
+        else:
+            print("# skip cuda: torch.cuda.is_available() is false")
+
+    print("#")
+    print(f"# {'result':<44} {'value':>14}  unit")
+    for name, value, unit in results:
+        print(f"# {name:<44} {value:>14.2f}  {unit}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

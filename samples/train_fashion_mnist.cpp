@@ -1,0 +1,465 @@
+// train_fashion_mnist: a 784-128-10 MLP trained on Fashion-MNIST with minibatch SGD and
+// momentum, written with nothing but Strata's tensor ops and autograd (no nn/optim layer yet).
+// Reads the IDX files (gzipped or not) from --data, standardizes the pixels with the training
+// set's mean and standard deviation, trains, and prints the loss per epoch, the training time
+// and the test accuracy. Exits 0 on success, 1 on an error (with a message saying why), 2 on
+// bad flags. One epoch on the default data reaches about 85% test accuracy.
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "strata/strata.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using strata::Tensor;
+
+constexpr const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
+constexpr uint32_t kImagesMagic = 2051;  // IDX: unsigned bytes, 3 dimensions
+constexpr uint32_t kLabelsMagic = 2049;  // IDX: unsigned bytes, 1 dimension
+constexpr int64_t kClasses = 10;
+
+// ---- flags ---------------------------------------------------------------------------------
+
+struct Flags {
+  std::string data = kDefaultData;
+  int epochs = 1;
+  int64_t batch_size = 64;
+  double lr = 0.01;
+  double momentum = 0.9;
+  int64_t limit = 0;  // training images used; 0: all
+  std::string device = "auto";
+  uint64_t seed = 42;
+  int threads = 0;  // 0: the library's default
+  double min_accuracy = 0.0;  // exit 1 when the test accuracy ends below this (0: no check)
+};
+
+constexpr const char* kUsage =
+    "usage: train_fashion_mnist [flags]\n"
+    "  --data DIR          folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
+    "                      (default /usr/share/datasets/fashion-mnist)\n"
+    "  --epochs N          passes over the training set (default 1)\n"
+    "  --batch-size N      minibatch size (default 64)\n"
+    "  --lr X              learning rate (default 0.01)\n"
+    "  --momentum X        SGD momentum (default 0.9)\n"
+    "  --limit N           use the first N training images; 0 = all (default 0)\n"
+    "  --device D          cpu, cuda, cuda:K or auto (default auto: cuda when available)\n"
+    "  --seed N            seed for the weights and the shuffling (default 42)\n"
+    "  --threads N         CPU threads (default: the library's default)\n"
+    "  --min-accuracy X    exit 1 if the final test accuracy is below X, in [0, 1]\n";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "train_fashion_mnist: %s\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+template <typename T>
+T parse_number(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    T value{};
+    if constexpr (std::is_floating_point_v<T>) {
+      value = static_cast<T>(std::stod(text, &used));
+    } else if constexpr (std::is_unsigned_v<T>) {
+      value = static_cast<T>(std::stoull(text, &used));
+    } else {
+      value = static_cast<T>(std::stoll(text, &used));
+    }
+    if (used != text.size()) {
+      throw std::invalid_argument(text);
+    }
+    return value;
+  } catch (const std::exception&) {
+    usage_error(flag + " expects a number, got '" + text + "'");
+  }
+}
+
+Flags parse_flags(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::optional<std::string> inline_value;
+    if (const size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    auto value = [&]() -> std::string {
+      if (inline_value) {
+        return *inline_value;
+      }
+      if (i + 1 >= argc) {
+        usage_error(arg + " needs a value");
+      }
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "--data") {
+      flags.data = value();
+    } else if (arg == "--epochs") {
+      flags.epochs = parse_number<int>(arg, value());
+    } else if (arg == "--batch-size") {
+      flags.batch_size = parse_number<int64_t>(arg, value());
+    } else if (arg == "--lr") {
+      flags.lr = parse_number<double>(arg, value());
+    } else if (arg == "--momentum") {
+      flags.momentum = parse_number<double>(arg, value());
+    } else if (arg == "--limit") {
+      flags.limit = parse_number<int64_t>(arg, value());
+    } else if (arg == "--device") {
+      flags.device = value();
+    } else if (arg == "--seed") {
+      flags.seed = parse_number<uint64_t>(arg, value());
+    } else if (arg == "--threads") {
+      flags.threads = parse_number<int>(arg, value());
+    } else if (arg == "--min-accuracy") {
+      flags.min_accuracy = parse_number<double>(arg, value());
+    } else {
+      usage_error("unknown flag '" + arg + "'");
+    }
+  }
+  if (flags.epochs < 1) usage_error("--epochs must be at least 1");
+  if (flags.batch_size < 1) usage_error("--batch-size must be at least 1");
+  if (!(flags.lr > 0.0)) usage_error("--lr must be positive");
+  if (flags.momentum < 0.0 || flags.momentum >= 1.0) usage_error("--momentum must be in [0, 1)");
+  if (flags.limit < 0) usage_error("--limit must be 0 (all) or positive");
+  if (flags.threads < 0) usage_error("--threads must be positive");
+  return flags;
+}
+
+// ---- IDX files -------------------------------------------------------------------------------
+
+// The whole file, decompressed when it is gzipped (zlib reads plain files as they are).
+std::vector<uint8_t> read_maybe_gzipped(const fs::path& path) {
+  gzFile file = gzopen(path.c_str(), "rb");
+  STRATA_CHECK(file != nullptr, "fashion-mnist: cannot open ", path.string());
+  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> chunk(1 << 20);
+  for (;;) {
+    const int got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
+    if (got < 0) {
+      int code = 0;
+      const std::string why = gzerror(file, &code);
+      gzclose(file);
+      STRATA_CHECK(false, "fashion-mnist: cannot read ", path.string(), ": ", why,
+                   " (a truncated or corrupt gzip file?)");
+    }
+    if (got == 0) {
+      break;
+    }
+    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + got);
+  }
+  gzclose(file);
+  return bytes;
+}
+
+uint32_t read_big_endian(const std::vector<uint8_t>& bytes, size_t at) {
+  return (uint32_t{bytes[at]} << 24) | (uint32_t{bytes[at + 1]} << 16) |
+         (uint32_t{bytes[at + 2]} << 8) | uint32_t{bytes[at + 3]};
+}
+
+// An IDX file of unsigned bytes: its dimensions and its values.
+struct IdxFile {
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> values;
+};
+
+IdxFile read_idx(const fs::path& path, uint32_t magic, size_t rank) {
+  std::vector<uint8_t> bytes = read_maybe_gzipped(path);
+  const size_t header = 4 + 4 * rank;
+  STRATA_CHECK(bytes.size() >= header, "fashion-mnist: ", path.string(), " has ", bytes.size(),
+               " bytes, fewer than the ", header, "-byte IDX header");
+  const uint32_t found = read_big_endian(bytes, 0);
+  STRATA_CHECK(found == magic, "fashion-mnist: ", path.string(), " has magic number ", found,
+               ", expected ", magic, " (", rank == 3 ? "images" : "labels",
+               ": unsigned bytes, ", rank, " dimension", rank == 1 ? "" : "s", ")");
+  IdxFile idx;
+  size_t expected = 1;
+  for (size_t d = 0; d < rank; ++d) {
+    const uint32_t size = read_big_endian(bytes, 4 + 4 * d);
+    STRATA_CHECK(size > 0, "fashion-mnist: ", path.string(), " has size 0 in dimension ", d);
+    idx.dims.push_back(size);
+    expected *= size;
+  }
+  STRATA_CHECK(bytes.size() - header == expected, "fashion-mnist: ", path.string(), " holds ",
+               bytes.size() - header, " bytes of data but its header ",
+               strata::shape_str(idx.dims), " needs ", expected,
+               bytes.size() - header < expected ? " (truncated?)" : " (trailing bytes)");
+  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
+  idx.values = std::move(bytes);
+  return idx;
+}
+
+// DIR/<stem>.gz, DIR/<stem>, and the same with the original MNIST spelling ("images.idx3").
+fs::path find_file(const fs::path& dir, const std::string& split, const std::string& kind) {
+  const std::string idx = kind == "images" ? "idx3" : "idx1";
+  for (const std::string& stem : {split + "-" + kind + "-" + idx + "-ubyte",
+                                  split + "-" + kind + "." + idx + "-ubyte"}) {
+    for (const char* suffix : {".gz", ""}) {
+      const fs::path path = dir / (stem + suffix);
+      if (fs::is_regular_file(path)) {
+        return path;
+      }
+    }
+  }
+  STRATA_CHECK(false, "fashion-mnist: ", dir.string(), " has no ", split, "-", kind, "-", idx,
+               "-ubyte[.gz]; install the Debian package dataset-fashion-mnist or pass --data DIR "
+               "with the four IDX files");
+  return {};
+}
+
+struct Split {
+  std::vector<uint8_t> pixels;  // [count, features], as stored: 0..255
+  std::vector<int64_t> labels;
+  int64_t count = 0;
+  int64_t features = 0;
+};
+
+Split load_split(const fs::path& dir, const std::string& split) {
+  const fs::path images_path = find_file(dir, split, "images");
+  const fs::path labels_path = find_file(dir, split, "labels");
+  IdxFile images = read_idx(images_path, kImagesMagic, 3);
+  const IdxFile labels = read_idx(labels_path, kLabelsMagic, 1);
+  STRATA_CHECK(images.dims[0] == labels.dims[0], "fashion-mnist: ", images_path.string(),
+               " has ", images.dims[0], " images but ", labels_path.string(), " has ",
+               labels.dims[0], " labels");
+  Split out;
+  out.count = images.dims[0];
+  out.features = images.dims[1] * images.dims[2];
+  out.pixels = std::move(images.values);
+  out.labels.reserve(labels.values.size());
+  for (size_t i = 0; i < labels.values.size(); ++i) {
+    STRATA_CHECK(labels.values[i] < kClasses, "fashion-mnist: ", labels_path.string(),
+                 ": label ", i, " is ", int{labels.values[i]}, ", expected 0..", kClasses - 1);
+    out.labels.push_back(labels.values[i]);
+  }
+  return out;
+}
+
+// ---- the model --------------------------------------------------------------------------------
+
+struct Mlp {
+  Tensor w1, b1, w2, b2;  // w1: [784, 128], b1: [128], w2: [128, 10], b2: [10]
+
+  std::vector<Tensor*> parameters() { return {&w1, &b1, &w2, &b2}; }
+
+  // x: [N, 784] -> logits [N, 10]
+  Tensor forward(const Tensor& x) const {
+    const Tensor hidden = strata::clamp(strata::matmul(x, w1) + b1, 0.0, std::nullopt);  // relu
+    return strata::matmul(hidden, w2) + b2;
+  }
+};
+
+// He initialization: N(0, 2 / fan_in) weights, zero biases; all leaves requiring grad.
+Tensor he_weight(int64_t fan_in, int64_t fan_out, strata::Device device, strata::Generator& gen) {
+  Tensor w = strata::randn({fan_in, fan_out}, strata::TensorOptions().device(device), &gen) *
+             std::sqrt(2.0 / static_cast<double>(fan_in));
+  w.set_requires_grad(true);
+  return w;
+}
+
+Mlp make_mlp(int64_t in, int64_t hidden, int64_t out, strata::Device device,
+             strata::Generator& gen) {
+  const auto bias_options = strata::TensorOptions().device(device).requires_grad(true);
+  Mlp mlp;
+  mlp.w1 = he_weight(in, hidden, device, gen);
+  mlp.b1 = strata::zeros({hidden}, bias_options);
+  mlp.w2 = he_weight(hidden, out, device, gen);
+  mlp.b2 = strata::zeros({out}, bias_options);
+  return mlp;
+}
+
+// Mean softmax cross-entropy of logits [N, C] against int64 labels [N].
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
+  // NOTE: log-sum-exp is shifted by the row max for stability; the shift is a constant for
+  // the gradient (it cancels), so it is detached rather than differentiated.
+  const Tensor shifted = logits - logits.max({1}, /*keepdim=*/true).detach();
+  const Tensor log_probs = shifted - shifted.exp().sum({1}, /*keepdim=*/true).log();
+  const Tensor picked = strata::gather(log_probs, 1, labels.unsqueeze(1));  // [N, 1]
+  return -picked.mean();
+}
+
+// Fraction of `labels` that argmax(logits) gets right, in chunks to bound memory.
+double accuracy(const Mlp& mlp, const Tensor& images, const Tensor& labels) {
+  strata::NoGradGuard no_grad;
+  const int64_t count = images.size(0);
+  double correct = 0.0;
+  for (int64_t start = 0; start < count; start += 1000) {
+    const int64_t length = std::min<int64_t>(1000, count - start);
+    const Tensor predicted = mlp.forward(images.narrow(0, start, length)).argmax(1);
+    correct += (predicted == labels.narrow(0, start, length)).to(strata::kFloat32).sum()
+                   .item<double>();
+  }
+  return correct / static_cast<double>(count);
+}
+
+strata::Device pick_device(const std::string& text) {
+  if (text == "auto") {
+    return strata::cuda_is_available() ? strata::Device(strata::kCUDA, 0)
+                                       : strata::Device(strata::kCPU);
+  }
+  const strata::Device device = strata::Device::parse(text);
+  strata::backend_for(device);  // throws, saying why, when the device cannot be used
+  return device;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int run(const Flags& flags) {
+  if (flags.threads > 0) {
+    strata::set_num_threads(flags.threads);
+  }
+  const strata::Device device = pick_device(flags.device);
+  std::printf("Strata %s, device %s, threads %d\n", strata::kVersion, device.str().c_str(),
+              strata::get_num_threads());
+
+  const fs::path dir = flags.data;
+  STRATA_CHECK(fs::is_directory(dir), "fashion-mnist: data folder ", dir.string(),
+               " not found; install the Debian package dataset-fashion-mnist "
+               "(apt-get install dataset-fashion-mnist) or pass --data DIR");
+  const auto load_start = std::chrono::steady_clock::now();
+  Split train = load_split(dir, "train");
+  const Split test = load_split(dir, "t10k");
+  STRATA_CHECK(train.features == test.features, "fashion-mnist: training images have ",
+               train.features, " pixels but test images have ", test.features);
+  if (flags.limit > 0 && flags.limit < train.count) {
+    train.count = flags.limit;
+    train.pixels.resize(static_cast<size_t>(train.count * train.features));
+    train.labels.resize(static_cast<size_t>(train.count));
+  }
+
+  // Standardize pixels scaled to [0, 1] with the training set's mean and standard deviation
+  // (the test set uses the same ones). A pixel has 256 values, so a histogram gives the
+  // statistics and a table the standardized values.
+  std::vector<int64_t> histogram(256, 0);
+  for (const uint8_t v : train.pixels) {
+    ++histogram[v];
+  }
+  double sum = 0.0;
+  double sum_sq = 0.0;
+  for (int v = 0; v < 256; ++v) {
+    const double x = v / 255.0;
+    sum += static_cast<double>(histogram[v]) * x;
+    sum_sq += static_cast<double>(histogram[v]) * x * x;
+  }
+  const double n = static_cast<double>(train.pixels.size());
+  const double mean = sum / n;
+  const double stddev = std::sqrt(std::max(sum_sq / n - mean * mean, 1e-12));
+  std::vector<float> table(256);
+  for (int v = 0; v < 256; ++v) {
+    table[v] = static_cast<float>((v / 255.0 - mean) / stddev);
+  }
+  const auto standardized = [&](const Split& split) {
+    std::vector<float> values(split.pixels.size());
+    std::transform(split.pixels.begin(), split.pixels.end(), values.begin(),
+                   [&](uint8_t v) { return table[v]; });
+    return strata::from_vector<float>(values, {split.count, split.features}).to(device);
+  };
+
+  const Tensor train_x = standardized(train);
+  const Tensor train_y = strata::from_vector<int64_t>(train.labels, {train.count}).to(device);
+  const Tensor test_x = standardized(test);
+  const Tensor test_y = strata::from_vector<int64_t>(test.labels, {test.count}).to(device);
+  std::printf("data: %lld training and %lld test images of %lld pixels from %s (%.2f s; pixel "
+              "mean %.4f, std %.4f)\n",
+              static_cast<long long>(train.count), static_cast<long long>(test.count),
+              static_cast<long long>(train.features), dir.c_str(), seconds_since(load_start),
+              mean, stddev);
+
+  strata::Generator gen(flags.seed);
+  Mlp mlp = make_mlp(train.features, 128, kClasses, device, gen);
+  std::vector<Tensor> velocity;
+  for (Tensor* p : mlp.parameters()) {
+    velocity.push_back(strata::zeros_like(*p));
+  }
+
+  std::mt19937_64 shuffle_rng(flags.seed);
+  std::vector<int64_t> order(static_cast<size_t>(train.count));
+  double train_seconds = 0.0;
+  for (int epoch = 1; epoch <= flags.epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
+    // Fisher-Yates on the host; the permutation goes to the device once per epoch.
+    for (size_t i = 0; i < order.size(); ++i) {
+      order[i] = static_cast<int64_t>(i);
+    }
+    for (size_t i = order.size() - 1; i > 0; --i) {
+      std::uniform_int_distribution<size_t> pick(0, i);
+      std::swap(order[i], order[pick(shuffle_rng)]);
+    }
+    const Tensor permutation = strata::from_vector<int64_t>(order).to(device);
+
+    double loss_sum = 0.0;
+    int64_t steps = 0;
+    for (int64_t start = 0; start < train.count; start += flags.batch_size) {
+      const int64_t length = std::min(flags.batch_size, train.count - start);
+      const Tensor index = permutation.narrow(0, start, length);
+      const Tensor x = strata::index_select(train_x, 0, index);  // [B, 784]
+      const Tensor y = strata::index_select(train_y, 0, index);  // [B]
+
+      const Tensor loss = cross_entropy(mlp.forward(x), y);
+      loss.backward();
+      loss_sum += loss.item<double>();
+      ++steps;
+
+      // SGD with momentum, as torch.optim.SGD: v = momentum * v + g; p -= lr * v.
+      strata::NoGradGuard no_grad;
+      const std::vector<Tensor*> params = mlp.parameters();
+      for (size_t i = 0; i < params.size(); ++i) {
+        Tensor& p = *params[i];
+        velocity[i].mul_(flags.momentum).add_(p.grad());
+        p.add_(velocity[i], -flags.lr);
+        p.zero_grad();
+      }
+    }
+    strata::backend_for(device).synchronize();
+    const double seconds = seconds_since(epoch_start);
+    train_seconds += seconds;
+    const double mean_loss = loss_sum / static_cast<double>(steps);
+    STRATA_CHECK(std::isfinite(mean_loss), "train_fashion_mnist: the loss diverged (", mean_loss,
+                 ") in epoch ", epoch, "; try a smaller --lr");
+    std::printf("epoch %d/%d: loss %.4f, %lld steps, %.2f s (%.0f images/s)\n", epoch,
+                flags.epochs, mean_loss, static_cast<long long>(steps), seconds,
+                static_cast<double>(train.count) / seconds);
+    std::fflush(stdout);
+  }
+
+  const double test_accuracy = accuracy(mlp, test_x, test_y);
+  std::printf("train time %.2f s; test accuracy %.2f%% (%lld images)\n", train_seconds,
+              100.0 * test_accuracy, static_cast<long long>(test.count));
+  if (flags.min_accuracy > 0.0 && test_accuracy < flags.min_accuracy) {
+    std::fprintf(stderr, "train_fashion_mnist: test accuracy %.4f is below --min-accuracy %.4f\n",
+                 test_accuracy, flags.min_accuracy);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Flags flags = parse_flags(argc, argv);
+  try {
+    return run(flags);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train_fashion_mnist: %s\n", e.what());
+    return 1;
+  }
+}
