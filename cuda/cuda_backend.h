@@ -78,6 +78,42 @@ class CudaBackend final : public Backend {
   void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                    const Tensor& src) override;
 
+  // conv.cpp
+  void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Conv2dParams& params) override;
+  void conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w,
+                            const Conv2dParams& params) override;
+  void conv2d_backward_filter(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x,
+                              const Conv2dParams& params) override;
+
+  // pool.cpp
+  void pool2d_forward(PoolMode mode, const Tensor& out, const Tensor& x,
+                      const Pool2dParams& params) override;
+  void pool2d_backward(PoolMode mode, const Tensor& grad_x, const Tensor& grad_out,
+                       const Tensor& x, const Tensor& out, const Pool2dParams& params) override;
+
+  // activation.cu
+  void activation_forward(Activation act, const Tensor& out, const Tensor& in,
+                          double alpha) override;
+  void activation_backward(Activation act, const Tensor& grad_in, const Tensor& grad_out,
+                           const Tensor& in, const Tensor& out, double alpha) override;
+
+  // softmax.cpp
+  void softmax_forward(const Tensor& out, const Tensor& in, int64_t outer, int64_t size,
+                       int64_t inner, bool log) override;
+  void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out,
+                        int64_t outer, int64_t size, int64_t inner, bool log) override;
+
+  // batch_norm.cpp
+  void batch_norm_forward(const Tensor& out, const Tensor& save_mean, const Tensor& save_invstd,
+                          const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
+                          const Tensor& weight, const Tensor& bias, double momentum,
+                          double eps) override;
+  void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_weight,
+                           const Tensor& grad_bias, const Tensor& grad_out, const Tensor& x,
+                           const Tensor& weight, const Tensor& save_mean,
+                           const Tensor& save_invstd) override;
+
   // random.cu
   void random_uniform(const Tensor& out, double low, double high, uint64_t seed,
                       uint64_t offset) override;

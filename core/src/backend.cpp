@@ -36,4 +36,11 @@ std::atomic<bool> g_allow_tf32{false};
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 bool allow_tf32() { return g_allow_tf32.load(std::memory_order_relaxed); }
 
+namespace {
+std::atomic<bool> g_deterministic{false};
+}  // namespace
+
+void set_deterministic(bool on) { g_deterministic.store(on); }
+bool deterministic() { return g_deterministic.load(std::memory_order_relaxed); }
+
 }  // namespace strata

@@ -34,6 +34,34 @@ inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
 
 enum class ReduceOp : uint8_t { Sum, Max, Min, ArgMax, ArgMin };
 
+// ---- neural-network kernel parameters ---------------------------------------------------
+// A 2-D convolution (a 1-D one is a 2-D one with height 1): x [N, C, H, W], w [K, C/groups,
+// R, S], out [N, K, P, Q] with P = (H + 2*pad_h - dilation_h*(R-1) - 1) / stride_h + 1 and Q
+// alike. The op in core/ has checked that P, Q >= 1 and that groups divides C and K.
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+
+// Max pooling pads with -inf; average pooling either counts the zero padding in the divisor
+// (PyTorch's count_include_pad=true) or divides by the in-bounds elements only.
+enum class PoolMode : uint8_t { Max, AvgIncludePad, AvgExcludePad };
+
+// x [N, C, H, W], out [N, C, P, Q] with P = (H + 2*pad_h - kernel_h) / stride_h + 1 and Q
+// alike; pad <= kernel / 2 (checked in core/), so every window holds an in-bounds element.
+struct Pool2dParams {
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+};
+
+// Pointwise activations with a kernel of their own. `alpha` is the slope of LeakyRelu, the
+// alpha of Elu and the beta of Softplus (which, as PyTorch's, is linear where beta*x > 20);
+// the others ignore it. Gelu is the exact (erf) form.
+enum class Activation : uint8_t { Relu, Sigmoid, Tanh, LeakyRelu, Elu, Softplus, Gelu };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -97,6 +125,60 @@ class Backend {
   virtual void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                            const Tensor& src) = 0;
 
+  // ---- neural-network kernels (float32/float64; every tensor contiguous) -------------------
+  // out = conv(x, w) (+ bias[k] on channel k when bias is defined). Shapes: see Conv2dParams.
+  virtual void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w,
+                              const Tensor& bias, const Conv2dParams& params) = 0;
+  // grad_x = the gradient of conv(x, w) with respect to x, given grad_out (overwrites grad_x).
+  virtual void conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_out,
+                                    const Tensor& w, const Conv2dParams& params) = 0;
+  // grad_w = the gradient with respect to w, given grad_out and x (overwrites grad_w).
+  virtual void conv2d_backward_filter(const Tensor& grad_w, const Tensor& grad_out,
+                                      const Tensor& x, const Conv2dParams& params) = 0;
+
+  // Pooling over [N, C, H, W]; see Pool2dParams.
+  virtual void pool2d_forward(PoolMode mode, const Tensor& out, const Tensor& x,
+                              const Pool2dParams& params) = 0;
+  // grad_x (overwritten) from grad_out; x and out are the forward's input and output. Max
+  // pooling sends each window's gradient to its first maximum.
+  virtual void pool2d_backward(PoolMode mode, const Tensor& grad_x, const Tensor& grad_out,
+                               const Tensor& x, const Tensor& out,
+                               const Pool2dParams& params) = 0;
+
+  // out = f(in), elementwise; out may be the same tensor as in.
+  virtual void activation_forward(Activation act, const Tensor& out, const Tensor& in,
+                                  double alpha) = 0;
+  // grad_in = f'(in) * grad_out; `out` = f(in) is given too (sigmoid and tanh use it).
+  virtual void activation_backward(Activation act, const Tensor& grad_in,
+                                   const Tensor& grad_out, const Tensor& in, const Tensor& out,
+                                   double alpha) = 0;
+
+  // Softmax (or log-softmax when `log`) along the middle axis of in read as [outer, size,
+  // inner], computed stably (the max is subtracted first).
+  virtual void softmax_forward(const Tensor& out, const Tensor& in, int64_t outer, int64_t size,
+                               int64_t inner, bool log) = 0;
+  // From the forward's output: grad_in = out * (grad_out - sum(grad_out * out)), or for
+  // log-softmax grad_in = grad_out - exp(out) * sum(grad_out); sums along the size axis.
+  virtual void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out,
+                                int64_t outer, int64_t size, int64_t inner, bool log) = 0;
+
+  // Batch normalization in training mode over x [N, C, S] (S = H*W, or 1 for [N, C] input).
+  // Per channel c: mean and biased variance over N and S; save_mean[c] = mean, save_invstd[c]
+  // = 1 / sqrt(var + eps); out = (x - mean) * invstd * weight[c] + bias[c]. When running_mean
+  // is defined, running = (1 - momentum) * running + momentum * batch, with the unbiased
+  // variance for running_var. weight and bias are always defined ([C]).
+  virtual void batch_norm_forward(const Tensor& out, const Tensor& save_mean,
+                                  const Tensor& save_invstd, const Tensor& running_mean,
+                                  const Tensor& running_var, const Tensor& x,
+                                  const Tensor& weight, const Tensor& bias, double momentum,
+                                  double eps) = 0;
+  // The gradients of batch_norm_forward's out with respect to x, weight and bias (each
+  // overwritten), given the batch statistics it saved.
+  virtual void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_weight,
+                                   const Tensor& grad_bias, const Tensor& grad_out,
+                                   const Tensor& x, const Tensor& weight,
+                                   const Tensor& save_mean, const Tensor& save_invstd) = 0;
+
   // ---- random (contiguous out; element i uses Philox block offset + i, see philox.h) ------
   // Uniform in [low, high), float32/float64.
   virtual void random_uniform(const Tensor& out, double low, double high, uint64_t seed,
@@ -127,5 +209,11 @@ int get_num_threads();
 // TF32 for float32 matrix products on CUDA: off by default, so results match the CPU.
 void set_allow_tf32(bool allow);
 bool allow_tf32();
+
+// Deterministic kernels: off by default. When on, the CUDA backend picks only cuDNN algorithms
+// that give bitwise-identical results run to run (convolution backward and max pooling
+// included), at some cost in speed. The CPU backend is always deterministic.
+void set_deterministic(bool on);
+bool deterministic();
 
 }  // namespace strata

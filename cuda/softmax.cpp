@@ -1,0 +1,49 @@
+// Softmax and log-softmax of the CUDA backend through cuDNN (float32 and float64): the input,
+// read as [outer, size, inner], is described to cuDNN as the packed NCHW tensor
+// [outer, size, inner, 1], and CUDNN_SOFTMAX_MODE_CHANNEL normalizes over C for every (n, h, w)
+// — exactly the middle axis. CUDNN_SOFTMAX_ACCURATE subtracts the maximum first (the contract's
+// stable form); CUDNN_SOFTMAX_LOG computes log-softmax, also max-subtracted.
+// Backward from the forward's output y, as backend.h's contract: softmax
+// dx = y * (dy - sum(dy * y)); log-softmax dx = dy - exp(y) * sum(dy) — which is what cuDNN's
+// ACCURATE/FAST and LOG backward compute from y (for LOG, y is the log-probabilities).
+#include <cstdint>
+
+#include "common.h"
+#include "cuda_backend.h"
+#include "cudnn_utils.h"
+#include "strata/error.h"
+#include "strata/tensor.h"
+
+namespace strata::cuda {
+
+// out [outer, size, inner] = softmax or log-softmax of in along size.
+void CudaBackend::softmax_forward(const Tensor& out, const Tensor& in, int64_t outer,
+                                  int64_t size, int64_t inner, bool log) {
+  if (outer == 0 || size == 0 || inner == 0) return;
+  DeviceGuard guard(device_index_);
+  const char* op = log ? "log_softmax_forward" : "softmax_forward";
+  TensorDescriptor desc;  // in and out share it: both packed [outer, size, inner, 1]
+  desc.set_nchw(cudnn_data_type(out.dtype(), op), outer, size, inner, 1, op);
+  const CudnnScale scale(out.dtype());
+  CUDNN_CHECK(cudnnSoftmaxForward(cudnn_handle(), log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE,
+                                  CUDNN_SOFTMAX_MODE_CHANNEL, scale.one(), desc.get(),
+                                  in.raw_data(), scale.zero(), desc.get(), out.raw_data()));
+}
+
+// grad_in from grad_out and the forward's out, all [outer, size, inner].
+void CudaBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out,
+                                   const Tensor& out, int64_t outer, int64_t size, int64_t inner,
+                                   bool log) {
+  if (outer == 0 || size == 0 || inner == 0) return;
+  DeviceGuard guard(device_index_);
+  const char* op = log ? "log_softmax_backward" : "softmax_backward";
+  TensorDescriptor desc;  // out, grad_out and grad_in: packed [outer, size, inner, 1]
+  desc.set_nchw(cudnn_data_type(out.dtype(), op), outer, size, inner, 1, op);
+  const CudnnScale scale(out.dtype());
+  CUDNN_CHECK(cudnnSoftmaxBackward(cudnn_handle(), log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE,
+                                   CUDNN_SOFTMAX_MODE_CHANNEL, scale.one(), desc.get(),
+                                   out.raw_data(), desc.get(), grad_out.raw_data(), scale.zero(),
+                                   desc.get(), grad_in.raw_data()));
+}
+
+}  // namespace strata::cuda
