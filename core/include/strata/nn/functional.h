@@ -1,0 +1,145 @@
+// The neural-network functional API: activations, linear and convolution, pooling,
+// normalization, dropout, embedding and losses, as torch.nn.functional names them. Every
+// function validates its inputs before any kernel runs (a strata::Error names the function,
+// the shapes, dtypes and devices), runs on the inputs' device, and is differentiable through
+// the tape. Inputs are float32 or float64; class indices are int64.
+// Usage: `namespace F = strata::nn::functional;  auto y = F::relu(F::linear(x, w, b));`
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "strata/generator.h"
+#include "strata/tensor.h"
+
+namespace strata::nn::functional {
+
+// A height/width pair that a single number also gives: `conv2d(x, w, b, 2)` means stride
+// (2, 2), `conv2d(x, w, b, {2, 1})` stride 2 in height and 1 in width.
+struct Size2 {
+  int64_t h = 1, w = 1;
+  Size2(int64_t both) : h(both), w(both) {}  // NOLINT(google-explicit-constructor)
+  Size2(int64_t height, int64_t width) : h(height), w(width) {}
+};
+
+// ---- activations (elementwise unless stated) ------------------------------------------------
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor elu(const Tensor& x, double alpha = 1.0);
+// log(1 + exp(beta * x)) / beta, and x itself where beta * x > 20 (as PyTorch).
+Tensor softplus(const Tensor& x, double beta = 1.0);
+// The exact form x * Phi(x), Phi the standard normal CDF.
+Tensor gelu(const Tensor& x);
+// Along `dim` (negative counts from the end), stable for large inputs.
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// Maxout: splits axis `dim` of size units * pieces into `units` groups of `pieces`
+// consecutive entries and keeps each group's maximum, so that axis becomes `units` long.
+Tensor maxout(const Tensor& x, int64_t pieces, int64_t dim = -1);
+
+// ---- linear and convolution -----------------------------------------------------------------
+// x [..., in_features], weight [out_features, in_features], bias [out_features] or undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// x [N, C, L] (or unbatched [C, L]), weight [K, C / groups, R], bias [K] or undefined.
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
+// x [N, C, H, W] (or unbatched [C, H, W]), weight [K, C / groups, R, S], bias [K] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
+
+// ---- pooling (stride defaults to the kernel size; padding at most half the kernel) ----------
+Tensor max_pool1d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride = {},
+                  int64_t padding = 0);
+Tensor max_pool2d(const Tensor& x, Size2 kernel_size, std::optional<Size2> stride = {},
+                  Size2 padding = 0);
+// count_include_pad: whether zero padding counts in each window's divisor (PyTorch's default).
+Tensor avg_pool1d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride = {},
+                  int64_t padding = 0, bool count_include_pad = true);
+Tensor avg_pool2d(const Tensor& x, Size2 kernel_size, std::optional<Size2> stride = {},
+                  Size2 padding = 0, bool count_include_pad = true);
+// Output [N, C, output_size.h, output_size.w] whatever the input size; window i along an axis
+// of length L covers [floor(i * L / out), ceil((i + 1) * L / out)), as PyTorch's.
+Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size);
+
+// ---- normalization --------------------------------------------------------------------------
+// x [N, C] or [N, C, *]. In training, normalizes with the batch statistics and, when
+// running_mean/running_var are defined, updates them in place (running_var with the unbiased
+// variance); otherwise normalizes with the running statistics. weight/bias [C] or undefined.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                  bool training = false, double momentum = 0.1, double eps = 1e-5);
+// Normalizes over the trailing dimensions named by normalized_shape.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+
+// ---- dropout and embedding ------------------------------------------------------------------
+// Inverted dropout: in training, zeroes each element with probability p and scales the rest
+// by 1 / (1 - p); identity otherwise. The mask comes from `generator` (default_generator()
+// when null), so the same seed drops the same elements on the CPU and on CUDA.
+Tensor dropout(const Tensor& x, double p = 0.5, bool training = true,
+               Generator* generator = nullptr);
+// Rows of weight [num_embeddings, dim] picked by int64 indices of any shape: output
+// indices.shape + [dim]. The row at padding_idx gets no gradient.
+Tensor embedding(const Tensor& indices, const Tensor& weight,
+                 std::optional<int64_t> padding_idx = std::nullopt);
+
+// ---- losses ---------------------------------------------------------------------------------
+// NOTE: validation reads a few numbers on the host (one device sync on CUDA): the min/max of
+// class-index targets (range check), of binary_cross_entropy's probabilities (in [0, 1]), and
+// of the -1/+1 targets of hinge, exponential, perceptron and zero_one_error.
+// Mean averages over elements (for weighted class losses: divides by the summed weights of the
+// targets, as PyTorch); Sum adds; None keeps one loss per sample.
+enum class Reduction { Mean, Sum, None };
+
+struct CrossEntropyOptions {
+  Tensor weight;               // [C] per-class weights, or undefined
+  int64_t ignore_index = -100; // class-index targets equal to it add nothing
+  double label_smoothing = 0.0;
+  Reduction reduction = Reduction::Mean;
+};
+// logits [N, C] or [N, C, d...]; target either int64 class indices [N] / [N, d...] or class
+// probabilities (one-hot or soft) with logits' shape and dtype.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+                     const CrossEntropyOptions& options = {});
+// log_probs [N, C] or [N, C, d...], target int64 [N] / [N, d...].
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight = Tensor(),
+                Reduction reduction = Reduction::Mean, int64_t ignore_index = -100);
+// Log loss on probabilities in [0, 1] (logs are clamped at -100, as PyTorch).
+Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target,
+                            const Tensor& weight = Tensor(),
+                            Reduction reduction = Reduction::Mean);
+// The same on logits, computed stably; pos_weight [C] scales the positive term.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
+                                        const Tensor& weight = Tensor(),
+                                        Reduction reduction = Reduction::Mean,
+                                        const Tensor& pos_weight = Tensor());
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+// 0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta).
+Tensor huber_loss(const Tensor& input, const Tensor& target,
+                  Reduction reduction = Reduction::Mean, double delta = 1.0);
+// 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (huber_loss / beta).
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target,
+                      Reduction reduction = Reduction::Mean, double beta = 1.0);
+// Binary hinge on scores f and targets y in {-1, +1}: max(0, margin - y f).
+Tensor hinge_loss(const Tensor& scores, const Tensor& target,
+                  Reduction reduction = Reduction::Mean, double margin = 1.0);
+// Multi-class hinge (PyTorch's multi_margin_loss, p = 1): scores [N, C], int64 target [N];
+// per sample sum over j != y of max(0, margin - f_y + f_j) / C.
+Tensor multi_margin_loss(const Tensor& scores, const Tensor& target,
+                         Reduction reduction = Reduction::Mean, double margin = 1.0,
+                         const Tensor& weight = Tensor());
+// exp(-y f) for targets y in {-1, +1} (AdaBoost's loss).
+Tensor exponential_loss(const Tensor& scores, const Tensor& target,
+                        Reduction reduction = Reduction::Mean);
+// max(0, -y f) for targets y in {-1, +1} (the perceptron criterion).
+Tensor perceptron_loss(const Tensor& scores, const Tensor& target,
+                       Reduction reduction = Reduction::Mean);
+// The fraction of misclassified samples (a metric: not differentiable, returns a 0-d tensor of
+// scores' dtype). scores [N, C] with int64 targets [N]: argmax != target; scores [N] with
+// targets in {-1, +1}: sign(f) != y (f = 0 counts as an error).
+Tensor zero_one_error(const Tensor& scores, const Tensor& target);
+
+}  // namespace strata::nn::functional

@@ -1,0 +1,125 @@
+// Activations of nn::functional: the pointwise ones (relu ... gelu), softmax and log_softmax,
+// and maxout. Each validates (floating input, dim in range), runs the backend kernel on a
+// contiguous copy of the input, and records its backward right below, which calls the
+// matching backward kernel. maxout is composite: a reshape and a max over the pieces axis.
+
+#include "internal.h"
+#include "strata/nn/functional.h"
+
+namespace strata::nn::functional {
+
+namespace {
+
+using autograd::needs_grad;
+using autograd::record;
+using Grads = std::vector<Tensor>;
+using Needs = std::vector<bool>;
+
+void check_floating(const Tensor& x, const char* op) {
+  detail::check_defined(x, op, "input");
+  STRATA_CHECK(is_floating(x.dtype()), op, ": expected a f32 or f64 input, got ",
+               detail::describe(x));
+}
+
+// The data of x as a contiguous tensor cut from the tape (x itself when already contiguous).
+Tensor contiguous_data(const Tensor& x) { return x.detach().contiguous(); }
+
+// f(x) through the backend's activation kernel; backward: f'(x) * grad.
+// `in` and `out` are both kept for the backward (Relu, Sigmoid and Tanh read out, the others
+// read in), so every backend can use whichever it needs.
+Tensor pointwise(Activation act, const char* name, const Tensor& x, double alpha) {
+  check_floating(x, name);
+  const Tensor in = contiguous_data(x);
+  Tensor out = Tensor::empty(x.shape(), x.options());
+  if (out.numel() > 0) detail::backend_of(out).activation_forward(act, out, in, alpha);
+  if (needs_grad({&x})) {
+    record(name, {x}, out, [act, alpha, in, y = out.detach()](const Tensor& g, const Needs&) {
+      Tensor grad = Tensor::empty(in.shape(), in.options());
+      if (grad.numel() > 0) {
+        detail::backend_of(grad).activation_backward(act, grad, g.contiguous(), in, y, alpha);
+      }
+      return Grads{grad};
+    });
+  }
+  return out;
+}
+
+// x seen as [outer, size, inner] around axis `dim`.
+struct Slices {
+  int64_t outer = 1, size = 1, inner = 1;
+};
+
+Slices slices_around(const Shape& shape, int64_t dim) {
+  Slices s;
+  const auto rank = static_cast<int64_t>(shape.size());
+  for (int64_t d = 0; d < rank; ++d) {
+    if (d < dim) s.outer *= shape[d];
+    else if (d == dim) s.size = shape[d];
+    else s.inner *= shape[d];
+  }
+  return s;
+}
+
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_floating(x, name);
+  const int64_t axis = normalize_axis(dim, x.dim(), name);
+  const Slices s = slices_around(x.shape(), axis);
+  const Tensor in = contiguous_data(x);
+  Tensor out = Tensor::empty(x.shape(), x.options());
+  if (out.numel() > 0) {
+    detail::backend_of(out).softmax_forward(out, in, s.outer, s.size, s.inner, log);
+  }
+  if (needs_grad({&x})) {
+    record(name, {x}, out, [s, log, y = out.detach()](const Tensor& g, const Needs&) {
+      Tensor grad = Tensor::empty(y.shape(), y.options());
+      if (grad.numel() > 0) {
+        detail::backend_of(grad).softmax_backward(grad, g.contiguous(), y, s.outer, s.size,
+                                                   s.inner, log);
+      }
+      return Grads{grad};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor relu(const Tensor& x) { return pointwise(Activation::Relu, "relu", x, 0.0); }
+Tensor sigmoid(const Tensor& x) { return pointwise(Activation::Sigmoid, "sigmoid", x, 0.0); }
+Tensor tanh(const Tensor& x) { return pointwise(Activation::Tanh, "tanh", x, 0.0); }
+
+Tensor leaky_relu(const Tensor& x, double negative_slope) {
+  return pointwise(Activation::LeakyRelu, "leaky_relu", x, negative_slope);
+}
+
+Tensor elu(const Tensor& x, double alpha) { return pointwise(Activation::Elu, "elu", x, alpha); }
+
+Tensor softplus(const Tensor& x, double beta) {
+  STRATA_CHECK(beta > 0.0, "softplus: beta must be positive, got ", beta);
+  return pointwise(Activation::Softplus, "softplus", x, beta);
+}
+
+Tensor gelu(const Tensor& x) { return pointwise(Activation::Gelu, "gelu", x, 0.0); }
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+
+// x [..., units * pieces, ...] -> view [..., units, pieces, ...] -> max over pieces.
+Tensor maxout(const Tensor& x, int64_t pieces, int64_t dim) {
+  check_floating(x, "maxout");
+  STRATA_CHECK(x.dim() >= 1, "maxout: expected an input of rank >= 1, got ", detail::describe(x));
+  const int64_t axis = normalize_axis(dim, x.dim(), "maxout");
+  const int64_t length = x.size(axis);
+  STRATA_CHECK(pieces >= 1, "maxout: pieces must be at least 1, got ", pieces, " for input ",
+               detail::describe(x));
+  STRATA_CHECK(length % pieces == 0, "maxout: dimension ", axis, " of size ", length,
+               " is not divisible by pieces=", pieces, " (input ", detail::describe(x), ")");
+  Shape grouped = x.shape();
+  grouped[static_cast<size_t>(axis)] = length / pieces;
+  grouped.insert(grouped.begin() + axis + 1, pieces);
+  // NOTE: where pieces tie for the max, max() shares the gradient evenly among them.
+  return max(x.reshape(grouped), {axis + 1});
+}
+
+}  // namespace strata::nn::functional

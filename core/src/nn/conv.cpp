@@ -1,0 +1,144 @@
+// nn::functional::conv1d and conv2d: validate, run the backend's conv2d kernels, record the
+// backward. conv1d is conv2d over [N, C, 1, L]; an unbatched input ([C, L] / [C, H, W]) runs
+// as a batch of one, as PyTorch's. The backward: grad x by conv2d_backward_data, grad w by
+// conv2d_backward_filter, grad bias = grad_out summed over N, P and Q.
+#include <string>
+
+#include "internal.h"
+#include "strata/nn/functional.h"
+
+namespace strata::nn::functional {
+
+namespace {
+
+using autograd::needs_grad;
+using autograd::record;
+using Grads = std::vector<Tensor>;
+using Needs = std::vector<bool>;
+
+// "(input [64,3,32,32] f32 cpu, weight [6,1,5,5] f32 cpu)" and the bias when there is one.
+std::string operands(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  std::string s = "(input " + detail::describe(x) + ", weight " + detail::describe(w);
+  if (bias.defined()) s += ", bias " + detail::describe(bias);
+  return s + ")";
+}
+
+// Checks everything conv1d/conv2d need before a kernel runs. `spatial` is 1 or 2; for conv1d
+// the params' height entries are the identity (stride 1, no padding, dilation 1).
+void check_conv(const char* op, int64_t spatial, const Tensor& x, const Tensor& w,
+                const Tensor& bias, const Conv2dParams& p) {
+  detail::check_defined(x, op, "input");
+  detail::check_defined(w, op, "weight");
+  const int64_t rank = spatial + 2;
+  STRATA_CHECK(x.dim() == rank || x.dim() == rank - 1, op, ": expected a ", rank - 1,
+               "-D (unbatched) or ", rank, "-D (batched) input, got ", operands(x, w, bias));
+  STRATA_CHECK(w.dim() == rank, op, ": expected a ", rank, "-D weight, got ", operands(x, w, bias));
+  detail::check_same_device(x, w, op);
+  if (bias.defined()) detail::check_same_device(x, bias, op);
+  STRATA_CHECK(is_floating(x.dtype()) && w.dtype() == x.dtype() &&
+                   (!bias.defined() || bias.dtype() == x.dtype()),
+               op, ": expected f32 or f64 input, weight and bias of one dtype, got ",
+               operands(x, w, bias));
+  STRATA_CHECK(p.stride_h >= 1 && p.stride_w >= 1, op, ": stride must be >= 1, got ",
+               spatial == 1 ? "" : std::to_string(p.stride_h) + "x", p.stride_w);
+  STRATA_CHECK(p.dilation_h >= 1 && p.dilation_w >= 1, op, ": dilation must be >= 1, got ",
+               spatial == 1 ? "" : std::to_string(p.dilation_h) + "x", p.dilation_w);
+  STRATA_CHECK(p.pad_h >= 0 && p.pad_w >= 0, op, ": padding must be >= 0, got ",
+               spatial == 1 ? "" : std::to_string(p.pad_h) + "x", p.pad_w);
+  STRATA_CHECK(p.groups >= 1, op, ": groups must be >= 1, got ", p.groups);
+  for (int64_t d = 0; d < w.dim(); ++d) {
+    STRATA_CHECK(w.size(d) >= 1, op, ": weight has an empty dimension ", operands(x, w, bias));
+  }
+  const int64_t batched = x.dim() == rank ? 1 : 0;
+  const int64_t channels = x.size(batched);
+  const int64_t out_channels = w.size(0);
+  STRATA_CHECK(out_channels % p.groups == 0, op, ": groups ", p.groups,
+               " does not divide the weight's ", out_channels, " output channels ",
+               operands(x, w, bias));
+  STRATA_CHECK(channels % p.groups == 0, op, ": groups ", p.groups, " does not divide the input's ",
+               channels, " channels ", operands(x, w, bias));
+  STRATA_CHECK(channels == w.size(1) * p.groups, op, ": input has ", channels,
+               " channels but weight expects ", w.size(1) * p.groups,
+               p.groups > 1 ? " (" + std::to_string(w.size(1)) + " per group times " +
+                                  std::to_string(p.groups) + " groups) "
+                            : std::string(" "),
+               operands(x, w, bias));
+  if (bias.defined()) {
+    STRATA_CHECK(bias.dim() == 1 && bias.size(0) == out_channels, op,
+                 ": expected a bias of shape [", out_channels, "] ", operands(x, w, bias));
+  }
+  // Spatial sizes: the kernel, dilated, must fit in the padded input.
+  const int64_t in_w = x.size(-1), kernel_w = w.size(-1);
+  const int64_t in_h = spatial == 2 ? x.size(-2) : 1, kernel_h = spatial == 2 ? w.size(-2) : 1;
+  const int64_t eff_h = p.dilation_h * (kernel_h - 1) + 1;
+  const int64_t eff_w = p.dilation_w * (kernel_w - 1) + 1;
+  const bool fits = in_h + 2 * p.pad_h >= eff_h && in_w + 2 * p.pad_w >= eff_w;
+  if (spatial == 2) {
+    STRATA_CHECK(fits, op, ": kernel ", kernel_h, "x", kernel_w, " (", eff_h, "x", eff_w,
+                 " dilated) is larger than the padded input ", in_h + 2 * p.pad_h, "x",
+                 in_w + 2 * p.pad_w, " ", operands(x, w, bias));
+  } else {
+    STRATA_CHECK(fits, op, ": kernel ", kernel_w, " (", eff_w,
+                 " dilated) is larger than the padded input ", in_w + 2 * p.pad_w, " ",
+                 operands(x, w, bias));
+  }
+}
+
+// The convolution of validated 4-D x [N, C, H, W] and w [K, C/groups, R, S].
+Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+  const int64_t n = x.size(0), k = w.size(0);
+  const int64_t eff_r = p.dilation_h * (w.size(2) - 1) + 1;  // the dilated kernel's extent
+  const int64_t eff_s = p.dilation_w * (w.size(3) - 1) + 1;
+  const int64_t out_h = (x.size(2) + 2 * p.pad_h - eff_r) / p.stride_h + 1;
+  const int64_t out_w = (x.size(3) + 2 * p.pad_w - eff_s) / p.stride_w + 1;
+  // The kernels read contiguous data; the tape keeps the original tensors as inputs.
+  const Tensor xc = x.detach().contiguous();
+  const Tensor wc = w.detach().contiguous();
+  const Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor out = Tensor::empty({n, k, out_h, out_w}, x.options());
+  Backend& backend = detail::backend_of(out);
+  backend.conv2d_forward(out, xc, wc, bc, p);
+  if (needs_grad({&x, &w, &bias})) {
+    std::vector<Tensor> inputs{x, w};
+    if (bias.defined()) inputs.push_back(bias);
+    record("conv2d", inputs, out, [xc, wc, p](const Tensor& g, const Needs& needs) {
+      // g: [N, K, P, Q] like out.
+      const Tensor gc = g.contiguous();
+      Backend& be = detail::backend_of(gc);
+      Grads grads(needs.size());
+      if (needs[0]) {
+        grads[0] = Tensor::empty(xc.shape(), xc.options());
+        be.conv2d_backward_data(grads[0], gc, wc, p);
+      }
+      if (needs[1]) {
+        grads[1] = Tensor::empty(wc.shape(), wc.options());
+        be.conv2d_backward_filter(grads[1], gc, xc, p);
+      }
+      if (needs.size() > 2 && needs[2]) grads[2] = gc.sum({0, 2, 3});
+      return grads;
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride,
+              Size2 padding, Size2 dilation, int64_t groups) {
+  const Conv2dParams p{stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups};
+  check_conv("conv2d", 2, x, weight, bias, p);
+  if (x.dim() == 3) return conv2d_4d(x.unsqueeze(0), weight, bias, p).squeeze(0);
+  return conv2d_4d(x, weight, bias, p);
+}
+
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
+              int64_t padding, int64_t dilation, int64_t groups) {
+  const Conv2dParams p{1, stride, 0, padding, 1, dilation, groups};
+  check_conv("conv1d", 1, x, weight, bias, p);
+  // [N, C, L] -> [N, C, 1, L] and [K, C/groups, R] -> [K, C/groups, 1, R].
+  const Tensor x4 = x.dim() == 2 ? x.unsqueeze(0).unsqueeze(2) : x.unsqueeze(2);
+  const Tensor out = conv2d_4d(x4, weight.unsqueeze(2), bias, p).squeeze(2);
+  return x.dim() == 2 ? out.squeeze(0) : out;
+}
+
+}  // namespace strata::nn::functional

@@ -1,0 +1,64 @@
+// Reference tensors produced once by PyTorch (tests/data/gen_*.py, written through
+// tests/data/fixtures.py) and read here, so the tests compare against PyTorch without needing
+// it. `load_fixture("nn_conv.txt")` reads $STRATA_TEST_DATA/nn_conv.txt (ctest sets the
+// variable; a direct run falls back to the source tree's tests/data).
+#pragma once
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "strata/strata.h"
+
+namespace strata::test {
+
+class Fixture {
+ public:
+  explicit Fixture(const std::string& file) : file_(file) {
+    const char* dir = std::getenv("STRATA_TEST_DATA");
+    const std::string path = std::string(dir ? dir : STRATA_TEST_DATA_DIR) + "/" + file;
+    std::ifstream in(path);
+    STRATA_CHECK(in.good(), "fixture: cannot open ", path);
+    std::string header;
+    while (std::getline(in, header)) {
+      if (header.empty() || header[0] == '#') continue;
+      std::istringstream h(header);
+      std::string name, kind;
+      int64_t rank = 0;
+      h >> name >> kind >> rank;
+      Shape shape(static_cast<size_t>(rank));
+      for (auto& s : shape) h >> s;
+      std::string values_line;
+      std::getline(in, values_line);
+      std::istringstream v(values_line);
+      const auto n = static_cast<size_t>(numel_of(shape));
+      if (kind == "i64") {
+        std::vector<int64_t> values(n);
+        for (auto& x : values) v >> x;
+        tensors_[name] = from_vector(values).reshape(shape);  // reshape: 0-d included
+      } else {
+        STRATA_CHECK(kind == "f64", "fixture ", path, ": unknown kind ", kind, " of ", name);
+        std::vector<double> values(n);
+        for (auto& x : values) v >> x;
+        tensors_[name] = from_vector(values).reshape(shape);  // reshape: 0-d included
+      }
+      STRATA_CHECK(!v.fail(), "fixture ", path, ": too few values for ", name);
+    }
+  }
+
+  // The tensor stored under `name` (float64 or int64, on the CPU).
+  const Tensor& operator[](const std::string& name) const {
+    auto it = tensors_.find(name);
+    STRATA_CHECK(it != tensors_.end(), "fixture ", file_, " has no tensor named ", name);
+    return it->second;
+  }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+
+ private:
+  std::string file_;
+  std::map<std::string, Tensor> tensors_;
+};
+
+}  // namespace strata::test

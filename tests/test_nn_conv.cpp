@@ -1,0 +1,480 @@
+// nn::functional convolution (conv1d, conv2d) and pooling (max/avg 1-D and 2-D, adaptive
+// average) on the CPU: forward values and gradients against PyTorch fixtures
+// (tests/data/gen_nn_conv.py) in float64 and float32, float64 gradchecks (stride, padding,
+// dilation, groups, bias, each pooling mode, uneven adaptive windows), the batch-split kernel
+// path against image-by-image runs, and the validation errors.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fixtures.h"
+#include "strata/strata.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+namespace F = nn::functional;
+using test::distinct_values;
+using test::expect_close;
+using test::expect_error;
+using test::expect_gradcheck;
+using test::f64;
+using test::Fixture;
+using test::random_f32;
+using test::random_f64;
+
+// f32 results against f64 PyTorch values: sums of up to ~100 products of O(1) terms, with
+// cancellation, round at a few 1e-7 absolute.
+constexpr double kF32Rtol = 1e-4;
+constexpr double kF32Atol = 1e-5;
+
+Tensor leaf_copy(const Tensor& t, DType dtype) {
+  Tensor copy = t.to(dtype).clone();
+  copy.set_requires_grad(true);
+  return copy;
+}
+
+// ---- convolution against PyTorch ----------------------------------------------------------
+
+struct ConvCase {
+  std::string name;
+  int spatial;  // 1: conv1d, 2: conv2d
+  F::Size2 stride, padding, dilation;
+  int64_t groups;
+};
+
+// The parameters gen_nn_conv.py used for each case (conv1d cases use the width entries).
+const std::vector<ConvCase>& conv_cases() {
+  static const std::vector<ConvCase> cases = {
+      {"conv2d_plain", 2, 1, 0, 1, 1},
+      {"conv2d_strided", 2, {2, 1}, {1, 2}, {1, 2}, 1},
+      {"conv2d_groups", 2, 1, 2, 2, 2},
+      {"conv2d_1x1", 2, 1, 0, 1, 1},
+      {"conv2d_depthwise", 2, 2, 1, 1, 3},
+      {"conv2d_unbatched", 2, 1, 1, 1, 1},
+      {"conv1d_strided", 1, 2, 1, 2, 1},
+      {"conv1d_groups", 1, 1, 0, 1, 2},
+      {"conv1d_unbatched", 1, 1, 2, 1, 1},
+  };
+  return cases;
+}
+
+Tensor run_conv(const ConvCase& c, const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (c.spatial == 1) return F::conv1d(x, w, b, c.stride.w, c.padding.w, c.dilation.w, c.groups);
+  return F::conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+}
+
+void check_conv_against_fixture(DType dtype) {
+  const Fixture f("nn_conv.txt");
+  for (const ConvCase& c : conv_cases()) {
+    SCOPED_TRACE(c.name + " " + dtype_name(dtype));
+    const bool has_bias = f.has(c.name + "_b");
+    Tensor x = leaf_copy(f[c.name + "_x"], dtype);
+    Tensor w = leaf_copy(f[c.name + "_w"], dtype);
+    Tensor b = has_bias ? leaf_copy(f[c.name + "_b"], dtype) : Tensor();
+    Tensor y = run_conv(c, x, w, b);
+    EXPECT_EQ(y.dtype(), dtype);
+    y.backward(f[c.name + "_gy"].to(dtype));
+    const double rtol = dtype == DType::Float32 ? kF32Rtol : -1;
+    const double atol = dtype == DType::Float32 ? kF32Atol : -1;
+    expect_close(y, f[c.name + "_y"], rtol, atol);
+    expect_close(x.grad(), f[c.name + "_gx"], rtol, atol);
+    expect_close(w.grad(), f[c.name + "_gw"], rtol, atol);
+    if (has_bias) expect_close(b.grad(), f[c.name + "_gb"], rtol, atol);
+  }
+}
+
+TEST(NnConv, MatchesPyTorchFloat64) { check_conv_against_fixture(DType::Float64); }
+TEST(NnConv, MatchesPyTorchFloat32) { check_conv_against_fixture(DType::Float32); }
+
+// The input of the first layer needs no gradient: only the weight's and bias's are computed.
+TEST(NnConv, WeightGradientWithoutInputGradient) {
+  const Fixture f("nn_conv.txt");
+  const Tensor x = f["conv2d_plain_x"];
+  Tensor w = leaf_copy(f["conv2d_plain_w"], DType::Float64);
+  Tensor b = leaf_copy(f["conv2d_plain_b"], DType::Float64);
+  F::conv2d(x, w, b).backward(f["conv2d_plain_gy"]);
+  EXPECT_FALSE(x.grad().defined());
+  expect_close(w.grad(), f["conv2d_plain_gw"]);
+  expect_close(b.grad(), f["conv2d_plain_gb"]);
+}
+
+// A batch split over threads (each thread its own images and partial grad_w) gives what the
+// images give one at a time. The cases are large enough for the CPU backend to split them
+// (with two threads and OpenBLAS's OpenMP build), and cover im2col, 1x1 and Winograd kernels.
+TEST(NnConv, BatchMatchesImageByImage) {
+  struct Case {
+    const char* name;
+    Shape x, w;
+    F::Size2 stride, padding;
+    int64_t groups;
+  };
+  const int threads = get_num_threads();
+  set_num_threads(2);
+  for (const Case& c : {Case{"3x3 strided, grouped", {4, 8, 24, 24}, {16, 4, 3, 3}, 2, 1, 2},
+                        Case{"1x1 grouped", {4, 16, 32, 32}, {16, 8, 1, 1}, 1, 0, 2},
+                        Case{"3x3 winograd", {2, 16, 32, 32}, {16, 16, 3, 3}, 1, 1, 1}}) {
+    SCOPED_TRACE(c.name);
+    Tensor x = random_f64(c.x, -1, 1, 11, true);
+    Tensor w = random_f64(c.w, -1, 1, 12, true);
+    Tensor y = F::conv2d(x, w, Tensor(), c.stride, c.padding, 1, c.groups);
+    const Tensor gy = random_f64(y.shape(), -1, 1, 13);
+    y.backward(gy);
+    Tensor gw_sum = zeros(w.shape(), kFloat64);
+    for (int64_t i = 0; i < c.x[0]; ++i) {
+      Tensor xi = x.detach().select(0, i).unsqueeze(0).clone();
+      xi.set_requires_grad(true);
+      Tensor wi = w.detach().clone();
+      wi.set_requires_grad(true);
+      Tensor yi = F::conv2d(xi, wi, Tensor(), c.stride, c.padding, 1, c.groups);
+      yi.backward(gy.select(0, i).unsqueeze(0));
+      expect_close(y.detach().select(0, i).unsqueeze(0), yi);
+      expect_close(x.grad().select(0, i).unsqueeze(0), xi.grad());
+      gw_sum = gw_sum + wi.grad();
+    }
+    expect_close(w.grad(), gw_sum);
+  }
+  set_num_threads(threads);
+}
+
+// 3x3 stride-1 convolutions with 16 or more channels run a different kernel (Winograd
+// F(2x2, 3x3) on the CPU); they must equal the same filter zero-padded to 5x5 with one more
+// padding, which takes the general path (checked against PyTorch above). Odd output sizes
+// leave partial tiles at the edges.
+TEST(NnConv, ThreeByThreeManyChannelsMatchesGeneralPath) {
+  struct Case {
+    Shape x;
+    int64_t k;
+    F::Size2 padding;
+  };
+  for (const Case& c : {Case{{3, 16, 7, 9}, 16, {1, 1}}, Case{{2, 24, 5, 6}, 20, {2, 0}},
+                        Case{{1, 16, 4, 3}, 32, {0, 2}}}) {
+    SCOPED_TRACE(shape_str(c.x) + " k=" + std::to_string(c.k));
+    const int64_t channels = c.x[1];
+    Tensor x = random_f64(c.x, -1, 1, 21, true);
+    Tensor w = random_f64({c.k, channels, 3, 3}, -1, 1, 22, true);
+    Tensor b = random_f64({c.k}, -1, 1, 23, true);
+    Tensor w5 = zeros({c.k, channels, 5, 5}, kFloat64);
+    w5.slice(2, 1, 4).slice(3, 1, 4).copy_(w.detach());
+    w5.set_requires_grad(true);
+    Tensor x5 = x.detach().clone();
+    x5.set_requires_grad(true);
+    const F::Size2 padding5(c.padding.h + 1, c.padding.w + 1);
+
+    Tensor y = F::conv2d(x, w, b, 1, c.padding);
+    Tensor y5 = F::conv2d(x5, w5, b.detach(), 1, padding5);
+    expect_close(y, y5);
+    const Tensor gy = random_f64(y.shape(), -1, 1, 24);
+    y.backward(gy);
+    y5.backward(gy);
+    expect_close(x.grad(), x5.grad());
+    expect_close(w.grad(), w5.grad().slice(2, 1, 4).slice(3, 1, 4));
+
+    // float32: the transforms add a few roundings; the f32 tolerance of the fixtures holds.
+    Tensor x32 = leaf_copy(x.detach(), DType::Float32);
+    Tensor w32 = leaf_copy(w.detach(), DType::Float32);
+    Tensor y32 = F::conv2d(x32, w32, b.detach().to(DType::Float32), 1, c.padding);
+    y32.backward(gy.to(DType::Float32));
+    expect_close(y32, y5, kF32Rtol, kF32Atol);
+    expect_close(x32.grad(), x5.grad(), kF32Rtol, kF32Atol);
+  }
+}
+
+// ---- convolution gradchecks ---------------------------------------------------------------
+
+TEST(NnConvGradcheck, Conv2dStridePaddingDilationGroupsBias) {
+  const Tensor x = random_f64({2, 4, 5, 5}, -1, 1, 1, true);
+  const Tensor w = random_f64({6, 2, 3, 3}, -1, 1, 2, true);
+  const Tensor b = random_f64({6}, -1, 1, 3, true);
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return F::conv2d(in[0], in[1], in[2], {2, 1}, {1, 2}, {1, 2}, 2);
+      },
+      {x, w, b});
+}
+
+TEST(NnConvGradcheck, Conv2dPlainWithoutBias) {
+  const Tensor x = random_f64({2, 3, 5, 4}, -1, 1, 4, true);
+  const Tensor w = random_f64({4, 3, 2, 3}, -1, 1, 5, true);
+  expect_gradcheck([](const std::vector<Tensor>& in) { return F::conv2d(in[0], in[1]); },
+                   {x, w});
+}
+
+TEST(NnConvGradcheck, Conv2dOneByOne) {
+  const Tensor x = random_f64({2, 3, 4, 4}, -1, 1, 6, true);
+  const Tensor w = random_f64({5, 3, 1, 1}, -1, 1, 7, true);
+  const Tensor b = random_f64({5}, -1, 1, 8, true);
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::conv2d(in[0], in[1], in[2]); }, {x, w, b});
+}
+
+TEST(NnConvGradcheck, Conv2dUnbatchedNonContiguous) {
+  // x is a transposed view: the op copies it for the kernel and the gradient keeps its shape.
+  const Tensor base = random_f64({3, 5, 4}, -1, 1, 9, true);
+  const Tensor w = random_f64({2, 3, 3, 3}, -1, 1, 10, true);
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return F::conv2d(in[0].transpose(1, 2), in[1], Tensor(), 1, 1);
+      },
+      {base, w});
+}
+
+TEST(NnConvGradcheck, Conv1dStridePaddingDilationGroupsBias) {
+  const Tensor x = random_f64({2, 4, 9}, -1, 1, 11, true);
+  const Tensor w = random_f64({6, 2, 3}, -1, 1, 12, true);
+  const Tensor b = random_f64({6}, -1, 1, 13, true);
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::conv1d(in[0], in[1], in[2], 2, 1, 2, 2); },
+      {x, w, b});
+}
+
+TEST(NnConvGradcheck, Conv1dUnbatchedWithoutBias) {
+  const Tensor x = random_f64({3, 7}, -1, 1, 14, true);
+  const Tensor w = random_f64({2, 3, 2}, -1, 1, 15, true);
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::conv1d(in[0], in[1], Tensor(), 1, 1); },
+      {x, w});
+}
+
+// ---- pooling against PyTorch --------------------------------------------------------------
+
+struct PoolCase {
+  std::string name;
+  std::function<Tensor(const Tensor&)> fn;
+};
+
+const std::vector<PoolCase>& pool_cases() {
+  static const std::vector<PoolCase> cases = {
+      {"max2d_k3s2p1", [](const Tensor& x) { return F::max_pool2d(x, 3, F::Size2(2), 1); }},
+      {"max2d_k2", [](const Tensor& x) { return F::max_pool2d(x, 2); }},
+      {"max2d_rect",
+       [](const Tensor& x) { return F::max_pool2d(x, {3, 2}, F::Size2(1, 2), {1, 0}); }},
+      {"max2d_unbatched", [](const Tensor& x) { return F::max_pool2d(x, 2, F::Size2(1)); }},
+      {"avg2d_incl", [](const Tensor& x) { return F::avg_pool2d(x, 3, F::Size2(2), 1, true); }},
+      {"avg2d_excl", [](const Tensor& x) { return F::avg_pool2d(x, 3, F::Size2(2), 1, false); }},
+      {"avg2d_rect",
+       [](const Tensor& x) { return F::avg_pool2d(x, {2, 3}, F::Size2(2, 1), {1, 1}, false); }},
+      {"max1d", [](const Tensor& x) { return F::max_pool1d(x, 3, 2, 1); }},
+      {"max1d_unbatched", [](const Tensor& x) { return F::max_pool1d(x, 2); }},
+      {"avg1d_incl", [](const Tensor& x) { return F::avg_pool1d(x, 3, 2, 1, true); }},
+      {"avg1d_excl", [](const Tensor& x) { return F::avg_pool1d(x, 3, 2, 1, false); }},
+      {"adaptive_uneven", [](const Tensor& x) { return F::adaptive_avg_pool2d(x, {3, 4}); }},
+      {"adaptive_larger", [](const Tensor& x) { return F::adaptive_avg_pool2d(x, {4, 7}); }},
+      {"adaptive_even", [](const Tensor& x) { return F::adaptive_avg_pool2d(x, {2, 3}); }},
+      {"adaptive_global", [](const Tensor& x) { return F::adaptive_avg_pool2d(x, 1); }},
+      {"adaptive_unbatched", [](const Tensor& x) { return F::adaptive_avg_pool2d(x, {2, 3}); }},
+  };
+  return cases;
+}
+
+void check_pool_against_fixture(DType dtype) {
+  const Fixture f("nn_conv.txt");
+  for (const PoolCase& c : pool_cases()) {
+    SCOPED_TRACE(c.name + " " + dtype_name(dtype));
+    Tensor x = leaf_copy(f[c.name + "_x"], dtype);
+    Tensor y = c.fn(x);
+    EXPECT_EQ(y.dtype(), dtype);
+    y.backward(f[c.name + "_gy"].to(dtype));
+    // f32: averages of a handful of O(1) values; the default f32 tolerance holds.
+    expect_close(y, f[c.name + "_y"]);
+    expect_close(x.grad(), f[c.name + "_gx"]);
+  }
+}
+
+TEST(NnPool, MatchesPyTorchFloat64) { check_pool_against_fixture(DType::Float64); }
+TEST(NnPool, MatchesPyTorchFloat32) { check_pool_against_fixture(DType::Float32); }
+
+// Overlapping windows that share their maximum each send their gradient to it, and a tie
+// within one window goes to the first maximum (PyTorch's rule).
+TEST(NnPool, MaxGradientGoesToFirstMaximum) {
+  Tensor x = f64({1, 5, 5, 0, 2, 3, 4, 1, 1, 0}, {1, 1, 2, 5}, true);
+  Tensor y = F::max_pool2d(x, 2, F::Size2(1));
+  test::expect_values(y, {1, 1, 1, 4}, {5, 5, 5, 2});
+  y.backward(f64({1, 10, 100, 1000}, {1, 1, 1, 4}));
+  test::expect_values(x.grad(), {1, 1, 2, 5}, {0, 11, 100, 0, 1000, 0, 0, 0, 0, 0});
+}
+
+// ---- pooling gradchecks -------------------------------------------------------------------
+
+Tensor distinct_leaf(const Shape& shape, uint32_t seed) {
+  return f64(distinct_values(static_cast<size_t>(numel_of(shape)), 0.3, seed), shape, true);
+}
+
+TEST(NnPoolGradcheck, MaxPool2dPadded) {
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::max_pool2d(in[0], 3, F::Size2(2), 1); },
+      {distinct_leaf({2, 2, 5, 6}, 1)});
+}
+
+TEST(NnPoolGradcheck, MaxPool2dOverlappingRect) {
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return F::max_pool2d(in[0], {2, 3}, F::Size2(1, 2), {1, 1});
+      },
+      {distinct_leaf({1, 2, 4, 5}, 2)});
+}
+
+TEST(NnPoolGradcheck, AvgPool2dIncludePad) {
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return F::avg_pool2d(in[0], 3, F::Size2(2), 1, true);
+      },
+      {random_f64({2, 2, 5, 6}, -1, 1, 3, true)});
+}
+
+TEST(NnPoolGradcheck, AvgPool2dExcludePad) {
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return F::avg_pool2d(in[0], {3, 2}, F::Size2(1, 2), {1, 1}, false);
+      },
+      {random_f64({2, 2, 5, 6}, -1, 1, 4, true)});
+}
+
+TEST(NnPoolGradcheck, Pool1d) {
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::max_pool1d(in[0], 3, 2, 1); },
+      {distinct_leaf({2, 3, 9}, 5)});
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::avg_pool1d(in[0], 3, 2, 1, true); },
+      {random_f64({2, 3, 9}, -1, 1, 6, true)});
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::avg_pool1d(in[0], 3, 2, 1, false); },
+      {random_f64({3, 9}, -1, 1, 7, true)});
+}
+
+TEST(NnPoolGradcheck, AdaptiveAvgPool2dUneven) {
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::adaptive_avg_pool2d(in[0], {3, 4}); },
+      {random_f64({2, 2, 7, 9}, -1, 1, 8, true)});
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::adaptive_avg_pool2d(in[0], {4, 6}); },
+      {random_f64({1, 2, 3, 5}, -1, 1, 9, true)});
+}
+
+TEST(NnPoolGradcheck, AdaptiveAvgPool2dEven) {
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::adaptive_avg_pool2d(in[0], {2, 3}); },
+      {random_f64({2, 5, 6, 9}, -1, 1, 10, true)});
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+TEST(NnConvErrors, ChannelMismatchNamesShapes) {
+  const Tensor x = zeros({64, 3, 32, 32});
+  const Tensor w = zeros({6, 1, 5, 5});
+  expect_error([&] { F::conv2d(x, w); },
+               {"conv2d: input has 3 channels but weight expects 1",
+                "input [64,3,32,32] f32 cpu", "weight [6,1,5,5] f32 cpu"});
+  expect_error([&] { F::conv2d(zeros({2, 4, 5, 5}), zeros({6, 1, 3, 3}), Tensor(), 1, 0, 1, 2); },
+               {"conv2d: input has 4 channels but weight expects 2", "groups", "[2,4,5,5]",
+                "[6,1,3,3]"});
+  expect_error([&] { F::conv1d(zeros({2, 3, 10}), zeros({4, 2, 3})); },
+               {"conv1d: input has 3 channels but weight expects 2", "[2,3,10]", "[4,2,3]"});
+}
+
+TEST(NnConvErrors, Ranks) {
+  expect_error([] { F::conv2d(zeros({3, 4}), zeros({2, 3, 1, 1})); },
+               {"conv2d", "3-D (unbatched) or 4-D", "input [3,4] f32 cpu"});
+  expect_error([] { F::conv2d(zeros({1, 3, 4, 4}), zeros({2, 3, 3})); },
+               {"conv2d", "4-D weight", "weight [2,3,3] f32 cpu"});
+  expect_error([] { F::conv1d(zeros({1, 3, 4, 4}), zeros({2, 3, 3})); },
+               {"conv1d", "2-D (unbatched) or 3-D", "input [1,3,4,4]"});
+  expect_error([] { F::conv1d(zeros({1, 3, 8}), zeros({2, 3, 3, 3})); },
+               {"conv1d", "3-D weight", "weight [2,3,3,3]"});
+}
+
+TEST(NnConvErrors, Groups) {
+  expect_error([] { F::conv2d(zeros({1, 4, 5, 5}), zeros({6, 2, 3, 3}), Tensor(), 1, 0, 1, 3); },
+               {"conv2d", "groups 3 does not divide", "[1,4,5,5]", "[6,2,3,3]"});
+  expect_error([] { F::conv2d(zeros({1, 4, 5, 5}), zeros({5, 2, 3, 3}), Tensor(), 1, 0, 1, 2); },
+               {"conv2d", "groups 2 does not divide the weight's 5 output channels"});
+  expect_error([] { F::conv2d(zeros({1, 4, 5, 5}), zeros({4, 4, 3, 3}), Tensor(), 1, 0, 1, 0); },
+               {"conv2d", "groups must be >= 1"});
+}
+
+TEST(NnConvErrors, Bias) {
+  expect_error([] { F::conv2d(zeros({1, 3, 5, 5}), zeros({4, 3, 3, 3}), zeros({3})); },
+               {"conv2d", "bias of shape [4]", "bias [3] f32 cpu"});
+  expect_error([] { F::conv2d(zeros({1, 3, 5, 5}), zeros({4, 3, 3, 3}), zeros({1, 4})); },
+               {"conv2d", "bias of shape [4]", "bias [1,4]"});
+}
+
+TEST(NnConvErrors, KernelLargerThanPaddedInput) {
+  expect_error([] { F::conv2d(zeros({1, 1, 3, 3}), zeros({1, 1, 5, 5})); },
+               {"conv2d", "kernel 5x5", "larger than the padded input 3x3", "[1,1,3,3]"});
+  expect_error([] { F::conv2d(zeros({1, 1, 6, 6}), zeros({1, 1, 3, 3}), Tensor(), 1, 0, 3); },
+               {"conv2d", "(7x7 dilated)", "larger than the padded input 6x6"});
+  expect_error([] { F::conv1d(zeros({1, 1, 4}), zeros({1, 1, 3}), Tensor(), 1, 0, 2); },
+               {"conv1d", "kernel 3 (5 dilated)", "padded input 4"});
+  // Padding makes room: 3 + 2 * 1 >= 5.
+  EXPECT_EQ(F::conv2d(zeros({1, 1, 3, 3}), zeros({1, 1, 5, 5}), Tensor(), 1, 1).shape(),
+            (Shape{1, 1, 1, 1}));
+}
+
+TEST(NnConvErrors, StrideDilationPadding) {
+  const Tensor x = zeros({1, 2, 5, 5}), w = zeros({2, 2, 3, 3});
+  expect_error([&] { F::conv2d(x, w, Tensor(), {1, 0}); },
+               {"conv2d", "stride must be >= 1", "1x0"});
+  expect_error([&] { F::conv2d(x, w, Tensor(), 1, 0, 0); }, {"conv2d", "dilation must be >= 1"});
+  expect_error([&] { F::conv2d(x, w, Tensor(), 1, -1); }, {"conv2d", "padding must be >= 0"});
+  expect_error([] { F::conv1d(zeros({1, 2, 5}), zeros({2, 2, 3}), Tensor(), 0); },
+               {"conv1d", "stride must be >= 1, got 0"});
+}
+
+TEST(NnConvErrors, DtypesAndDefined) {
+  expect_error([] { F::conv2d(zeros({1, 3, 5, 5}), zeros({4, 3, 3, 3}, kFloat64)); },
+               {"conv2d", "one dtype", "f32", "f64"});
+  expect_error([] { F::conv2d(zeros({1, 3, 5, 5}), zeros({4, 3, 3, 3}), zeros({4}, kFloat64)); },
+               {"conv2d", "one dtype", "bias [4] f64"});
+  expect_error([] { F::conv2d(zeros({1, 3, 5, 5}, kInt64), zeros({4, 3, 3, 3}, kInt64)); },
+               {"conv2d", "f32 or f64", "i64"});
+  expect_error([] { F::conv2d(Tensor(), zeros({4, 3, 3, 3})); }, {"conv2d"});
+  expect_error([] { F::conv2d(zeros({1, 3, 5, 5}), Tensor()); }, {"conv2d", "weight"});
+}
+
+TEST(NnPoolErrors, PaddingAtMostHalfTheKernel) {
+  const Tensor x = zeros({1, 2, 6, 6});
+  expect_error([&] { F::max_pool2d(x, 2, std::nullopt, 2); },
+               {"max_pool2d", "padding 2x2 must be at most half the kernel size 2x2",
+                "[1,2,6,6] f32 cpu"});
+  expect_error([&] { F::avg_pool2d(x, {3, 4}, std::nullopt, {1, 3}); },
+               {"avg_pool2d", "padding 1x3", "at most half the kernel size 3x4"});
+  expect_error([] { F::max_pool1d(zeros({1, 2, 6}), 3, std::nullopt, 2); },
+               {"max_pool1d", "padding 2 must be at most half the kernel size 3", "[1,2,6]"});
+  expect_error([&] { F::avg_pool2d(x, 2, std::nullopt, -1); },
+               {"avg_pool2d", "padding must be >= 0"});
+}
+
+TEST(NnPoolErrors, KernelStrideRankDtype) {
+  expect_error([] { F::max_pool2d(zeros({1, 2, 3, 3}), 4); },
+               {"max_pool2d", "kernel 4x4 is larger than the padded input 3x3", "[1,2,3,3]"});
+  expect_error([] { F::avg_pool1d(zeros({2, 3}), 4); },
+               {"avg_pool1d", "kernel 4 is larger than the padded input 3", "[2,3]"});
+  expect_error([] { F::max_pool2d(zeros({1, 2, 6, 6}), 0); },
+               {"max_pool2d", "kernel_size must be >= 1"});
+  expect_error([] { F::max_pool2d(zeros({1, 2, 6, 6}), 2, F::Size2(0)); },
+               {"max_pool2d", "stride must be >= 1"});
+  expect_error([] { F::max_pool2d(zeros({6, 6}), 2); },
+               {"max_pool2d", "3-D (unbatched) or 4-D", "[6,6]"});
+  expect_error([] { F::avg_pool1d(zeros({1, 1, 2, 6}), 2); },
+               {"avg_pool1d", "2-D (unbatched) or 3-D", "[1,1,2,6]"});
+  expect_error([] { F::max_pool2d(zeros({1, 2, 6, 6}, kInt64), 2); },
+               {"max_pool2d", "f32 or f64", "i64"});
+}
+
+TEST(NnPoolErrors, Adaptive) {
+  expect_error([] { F::adaptive_avg_pool2d(zeros({2, 5, 5}), {0, 2}); },
+               {"adaptive_avg_pool2d", "output_size must be >= 1", "0x2", "[2,5,5]"});
+  expect_error([] { F::adaptive_avg_pool2d(zeros({5, 5}), 2); },
+               {"adaptive_avg_pool2d", "3-D (unbatched) or 4-D", "[5,5]"});
+  expect_error([] { F::adaptive_avg_pool2d(zeros({1, 2, 5, 5}, kInt64), 2); },
+               {"adaptive_avg_pool2d", "f32 or f64", "i64"});
+}
+
+}  // namespace
+}  // namespace strata
