@@ -15,11 +15,18 @@ TARGETS = {
     "matmul_f32_2048": ("min_ratio_openblas", 0.95, ">= 95% of OpenBLAS"),
     "add_f32_1elem": ("max_value", 500.0, "<= 0.5 us"),             # value in ns
     "mul_add_sum_backward_f32_1elem": ("max_value", 5.0, "<= 5 us"),  # value in us
+    # Training steps (forward, loss, backward, SGD momentum), float32: 1.5x PyTorch's speed.
+    "train_mlp_b128": ("min_speedup_torch", 1.5, ">= 1.5x faster than PyTorch"),
+    "train_lenet_b64": ("min_speedup_torch", 1.5, ">= 1.5x faster than PyTorch"),
+    "train_cifar_cnn_b64": ("min_speedup_torch", 1.5, ">= 1.5x faster than PyTorch"),
 }
 
 WORKLOAD_TEXT = {
     "add_f32_1elem": "a + b, 1-elem f32",
     "mul_add_sum_backward_f32_1elem": "(a*b+a).sum().backward(), 1-elem",
+    "train_mlp_b128": "MLP 784-512-256-10 step, batch 128",
+    "train_lenet_b64": "LeNet-5 step, batch 64",
+    "train_cifar_cnn_b64": "CIFAR CNN step, batch 64",
 }
 
 
@@ -90,6 +97,8 @@ def main(argv):
             kind, bound, text = TARGETS[workload]
             if kind == "min_ratio_openblas":
                 ok = blas is not None and strata[0] >= bound * blas[0]
+            elif kind == "min_speedup_torch":
+                ok = torch is not None and torch[0] >= bound * strata[0]
             else:
                 ok = strata[0] <= bound
             misses += 0 if ok else 1

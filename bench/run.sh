@@ -9,6 +9,7 @@
 #                with STRATA_CUDA=AUTO unless STRATA_CUDA is set in the environment
 #   --quick      fewer iterations (a smoke run; the numbers are noisier)
 #   --no-build   use the strata_bench already in the build folder
+#   --only G     one group of workloads: ops (small ops, matmul) or train (training steps)
 # environment: STRATA_CUDA (OFF/AUTO/ON; default OFF, AUTO with --cuda), BUILD_DIR (default
 #   build-bench), JOBS (build parallelism, default 2), TORCH_PYTHON (the Python to run
 #   torch_bench.py with; default: the first of /usr/bin/python3 and python3 that imports
@@ -29,7 +30,8 @@ while [[ $# -gt 0 ]]; do
     --cuda) cuda=1; shift ;;
     --quick) bench_args+=(--reps 3 --small-iters 100000 --backward-iters 20000); shift ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --only) bench_args+=(--only "$2"); shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

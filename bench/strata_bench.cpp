@@ -33,6 +33,7 @@ struct Options {
   int64_t backward_iters = 200000;   // total iterations of the two ops + backward
   int reps = 7;                      // timed repetitions per workload; the median is reported
   std::vector<int64_t> sizes = {512, 1024, 2048};
+  std::string only;  // run just the workloads whose group is named here ("train", "ops")
 };
 
 struct Result {
@@ -212,10 +213,91 @@ void bench_two_ops_backward(const Options& opt, strata::Device device) {
   report("strata." + dev + ".mul_add_sum_backward_f32_1elem", s * 1e6, "us");
 }
 
+// ---- training steps ---------------------------------------------------------------------------
+// One step = forward, cross-entropy loss, backward, SGD with momentum 0.9 (lr 0.01): the same
+// networks, batch sizes and update as torch_bench.py's train_* workloads, float32.
+
+namespace nn = strata::nn;
+
+struct SgdMomentum {
+  std::vector<strata::Tensor> params, velocity;
+  double lr = 0.01, momentum = 0.9;
+  explicit SgdMomentum(std::vector<strata::Tensor> p) : params(std::move(p)) {
+    for (const auto& t : params) velocity.push_back(strata::zeros_like(t));
+  }
+  void step() {
+    strata::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) {
+      velocity[i].mul_(momentum).add_(params[i].grad());
+      params[i].add_(velocity[i], -lr);
+    }
+  }
+  void zero_grad() {
+    for (auto& t : params) t.zero_grad();
+  }
+};
+
+void bench_train_step(const Options& opt, strata::Device device, const std::string& name,
+                      nn::Module& net, const strata::Shape& input_shape, int64_t classes) {
+  strata::Backend& backend = strata::backend_for(device);
+  const std::string dev = device.is_cpu() ? "cpu" : "cuda";
+  net.to(device);
+  net.train();
+  strata::Generator gen(7);
+  const auto options = strata::TensorOptions().device(device);
+  const strata::Tensor x = strata::randn(input_shape, options, &gen);
+  const strata::Tensor y = strata::randint(0, classes, {input_shape[0]}, options.dtype(strata::kInt64), &gen);
+  SgdMomentum sgd(net.parameters());
+  double first_loss = 0.0, last_loss = 0.0;
+  auto step = [&]() {
+    sgd.zero_grad();
+    const strata::Tensor loss = nn::functional::cross_entropy(net(x), y);
+    loss.backward();
+    sgd.step();
+    return loss;
+  };
+  first_loss = step().item<double>();
+  const double s = time_per_iteration(
+      [&](int64_t count) {
+        for (int64_t i = 0; i < count; ++i) step();
+        backend.synchronize();
+      },
+      opt.reps, 1.0, 1000);
+  last_loss = step().item<double>();
+  // Sanity: repeated steps on one batch must lower its loss.
+  std::printf("# check %s: loss %.4f -> %.4f%s\n", name.c_str(), first_loss, last_loss,
+              last_loss < first_loss ? "" : "  MISMATCH (loss did not fall)");
+  report("strata." + dev + "." + name, s * 1e3, "ms");
+}
+
+void bench_train(const Options& opt, strata::Device device) {
+  {
+    nn::Sequential mlp(nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(),
+                       nn::Linear(256, 10));
+    bench_train_step(opt, device, "train_mlp_b128", mlp, {128, 784}, 10);
+  }
+  {
+    nn::Sequential lenet(nn::Conv2d(1, 6, 5), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(6, 16, 5),
+                         nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(16 * 4 * 4, 120),
+                         nn::ReLU(), nn::Linear(120, 84), nn::ReLU(), nn::Linear(84, 10));
+    bench_train_step(opt, device, "train_lenet_b64", lenet, {64, 1, 28, 28}, 10);
+  }
+  {
+    nn::Sequential cifar(nn::Conv2d(3, 32, 3, 1, 1), nn::ReLU(), nn::Conv2d(32, 32, 3, 1, 1),
+                         nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
+                         nn::Conv2d(64, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                         nn::Linear(64 * 8 * 8, 512), nn::ReLU(), nn::Linear(512, 10));
+    bench_train_step(opt, device, "train_cifar_cnn_b64", cifar, {64, 3, 32, 32}, 10);
+  }
+}
+
 void run_all(const Options& opt, strata::Device device) {
-  bench_small_add(opt, device);
-  bench_two_ops_backward(opt, device);
-  bench_matmul(opt, device);
+  if (opt.only.empty() || opt.only == "ops") {
+    bench_small_add(opt, device);
+    bench_two_ops_backward(opt, device);
+    bench_matmul(opt, device);
+  }
+  if (opt.only.empty() || opt.only == "train") bench_train(opt, device);
 }
 
 void print_table() {
@@ -228,7 +310,7 @@ void print_table() {
 [[noreturn]] void usage(const char* argv0, int code) {
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: %s [--threads N] [--cuda] [--reps R] [--small-iters N] "
-               "[--backward-iters N] [--sizes 512,1024,2048]\n",
+               "[--backward-iters N] [--sizes 512,1024,2048] [--only ops|train]\n",
                argv0);
   std::exit(code);
 }
@@ -263,6 +345,8 @@ Options parse(int argc, char** argv) {
         opt.sizes.push_back(std::stoll(list.substr(pos, comma - pos)));
         pos = comma + 1;
       }
+    } else if (arg == "--only") {
+      opt.only = value();
     } else if (arg == "-h" || arg == "--help") {
       usage(argv[0], 0);
     } else {

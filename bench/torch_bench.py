@@ -102,10 +102,59 @@ def bench_two_ops_backward(args, device, results):
     report(results, f"torch.{device.type}.mul_add_sum_backward_f32_1elem", s * 1e6, "us")
 
 
+def bench_train_step(args, device, results, name, net, input_shape, classes):
+    """One step: forward, cross-entropy, backward, SGD momentum 0.9 lr 0.01 (as strata_bench)."""
+    net = net.to(device).train()
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(*input_shape, generator=gen).to(device)
+    y = torch.randint(0, classes, (input_shape[0],), generator=gen).to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    first = step().item()
+
+    def body(count):
+        for _ in range(count):
+            step()
+        sync(device)
+
+    s = time_per_iteration(body, args.reps, 1.0, 1000)
+    last = step().item()
+    print(f"# check {name}: loss {first:.4f} -> {last:.4f}"
+          + ("" if last < first else "  MISMATCH (loss did not fall)"))
+    report(results, f"torch.{device.type}.{name}", s * 1e3, "ms")
+
+
+def bench_train(args, device, results):
+    nn = torch.nn
+    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                        nn.Linear(256, 10))
+    bench_train_step(args, device, results, "train_mlp_b128", mlp, (128, 784), 10)
+    lenet = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 4 * 4, 120),
+                          nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    bench_train_step(args, device, results, "train_lenet_b64", lenet, (64, 1, 28, 28), 10)
+    cifar = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(64 * 8 * 8, 512), nn.ReLU(), nn.Linear(512, 10))
+    bench_train_step(args, device, results, "train_cifar_cnn_b64", cifar, (64, 3, 32, 32), 10)
+
+
 def run_all(args, device, results):
-    bench_small_add(args, device, results)
-    bench_two_ops_backward(args, device, results)
-    bench_matmul(args, device, results)
+    if args.only in ("", "ops"):
+        bench_small_add(args, device, results)
+        bench_two_ops_backward(args, device, results)
+        bench_matmul(args, device, results)
+    if args.only in ("", "train"):
+        bench_train(args, device, results)
 
 
 def main():
@@ -116,6 +165,7 @@ def main():
     parser.add_argument("--small-iters", type=int, default=1000000)
     parser.add_argument("--backward-iters", type=int, default=200000)
     parser.add_argument("--sizes", default="512,1024,2048")
+    parser.add_argument("--only", default="", choices=["", "ops", "train"])
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     args.reps = max(1, args.reps)

@@ -1,5 +1,6 @@
 // Factory functions: filled, ranged, from host values and random tensors. Random tensors draw
 // from a Generator's Philox stream, so the same seed gives the same values on every backend.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -32,6 +33,17 @@ Tensor full_like(const Tensor& like, double value) {
   return full(like.shape(), value, like.options());
 }
 Tensor scalar_tensor(double value, TensorOptions options) { return full({}, value, options); }
+
+Tensor eye(int64_t n, std::optional<int64_t> m, TensorOptions options) {
+  const int64_t cols = m.value_or(n);
+  STRATA_CHECK(n >= 0 && cols >= 0, "eye: sizes must be non-negative, got ", n, " x ", cols);
+  Tensor out = zeros({n, cols}, options.requires_grad(false));
+  // The diagonal as a strided view of the flat storage: one fill, on any device.
+  const int64_t diagonal = std::min(n, cols);
+  if (diagonal > 0) detail::make_view(out, {diagonal}, {cols + 1}, 0).fill_(1.0);
+  if (options.requires_grad_) out.set_requires_grad(true);
+  return out;
+}
 
 Tensor arange(double end, TensorOptions options) { return arange(0.0, end, 1.0, options); }
 

@@ -278,6 +278,21 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_in_place(*this, "add_");
   detail::check_defined(other, "add_", "other");
   NoGradGuard no_grad;
+  // The optimizer's path: same shape, dtype and device, this contiguous. Updates in place
+  // through the backend, with at most one temporary (other * alpha).
+  if (is_contiguous() && other.shape() == shape() && other.dtype() == dtype() &&
+      other.device() == device() && is_floating(dtype())) {
+    if (numel() == 0) return *this;
+    Backend& backend = detail::backend_of(*this);
+    if (alpha == 1.0) {
+      backend.binary(BinaryOp::Add, *this, *this, other);
+    } else {
+      const Tensor scaled = Tensor::empty(shape(), options());
+      backend.binary_scalar(BinaryOp::Mul, scaled, other, alpha, false);
+      backend.binary(BinaryOp::Add, *this, *this, scaled);
+    }
+    return *this;
+  }
   Tensor update = alpha == 1.0 ? other : mul(other, alpha);
   const Tensor sum = add(*this, update);
   STRATA_CHECK(sum.shape() == shape(), "add_: other ", detail::describe(other),
@@ -352,6 +367,31 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 
 Tensor Tensor::detach() const {
   return detail::make_view(*this, shape(), strides(), offset());
+}
+
+}  // namespace strata
+
+namespace strata {
+
+void Tensor::set_data(const Tensor& source) {
+  detail::check_defined(*this, "set_data", "target");
+  detail::check_defined(source, "set_data", "source");
+  STRATA_CHECK(is_leaf(), "set_data: only a leaf tensor's data can be replaced, got a result of ",
+               grad_fn()->name, " (", detail::describe(*this), ")");
+  TensorImpl& self = *impl();
+  const TensorImpl& other = *source.impl();
+  self.storage = other.storage;
+  self.shape = other.shape;
+  self.strides = other.strides;
+  self.offset = other.offset;
+  self.dtype = other.dtype;
+  if (self.autograd) self.autograd->accumulator.reset();  // graphs built before see old data
+  if (self.autograd && self.autograd->grad.defined()) {
+    const Tensor& g = self.autograd->grad;
+    if (g.device() != source.device() || g.dtype() != source.dtype() || g.shape() != source.shape()) {
+      self.autograd->grad = Tensor();
+    }
+  }
 }
 
 }  // namespace strata

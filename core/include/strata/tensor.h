@@ -182,6 +182,11 @@ class Tensor {
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
   // A tensor sharing data that is cut from the tape.
   Tensor detach() const;
+  // Points this tensor at `source`'s data (storage, shape, strides, dtype), keeping its
+  // identity and autograd settings, so every handle to it sees the change: how Module::to
+  // moves parameters that layers also hold as members. Drops an accumulated gradient whose
+  // device or dtype no longer matches. Leaves only.
+  void set_data(const Tensor& source);
 
  private:
   std::shared_ptr<TensorImpl> impl_;
@@ -206,6 +211,8 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape = {},
                    std::optional<TensorOptions> options = std::nullopt);
 // A 0-dim tensor holding one value.
 Tensor scalar_tensor(double value, TensorOptions options = {});
+// The [n, m] identity (ones on the main diagonal); m defaults to n.
+Tensor eye(int64_t n, std::optional<int64_t> m = std::nullopt, TensorOptions options = {});
 
 class Generator;
 // Uniform in [0, 1), standard normal, integers in [low, high); `generator` defaults to the

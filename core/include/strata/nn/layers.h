@@ -1,0 +1,307 @@
+// The layers: modules around nn::functional with their parameters, initialized as PyTorch
+// initializes them (so results are comparable), plus Sequential to chain them.
+//
+//   nn::Sequential net(nn::Conv2d(1, 6, 5), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+//                      nn::Linear(6 * 12 * 12, 10));
+//   Tensor logits = net(images);  // images: [N, 1, 28, 28]
+//
+// Parameters are created on the CPU in float32; move a whole network with net.to(device) or
+// net.to(kFloat64).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <type_traits>
+
+#include "strata/nn/functional.h"
+#include "strata/nn/module.h"
+
+namespace strata::nn {
+
+using functional::Size2;
+
+// ---- containers ---------------------------------------------------------------------------
+
+// Runs its modules in order, each one's output the next one's input. Children are named
+// "0", "1", ... as in PyTorch.
+class Sequential : public Module {
+ public:
+  Sequential() : Module("Sequential") {}
+  // Takes modules by value (moved in) or as shared pointers (shared with the caller).
+  template <class... Ms>
+    requires(sizeof...(Ms) > 0 && !(sizeof...(Ms) == 1 && (std::is_same_v<std::decay_t<Ms>, Sequential> && ...)))
+  explicit Sequential(Ms&&... modules) : Module("Sequential") {
+    (push_back(std::forward<Ms>(modules)), ...);
+  }
+
+  template <class M>
+  void push_back(std::shared_ptr<M> module) {
+    add_child(std::to_string(size()), std::move(module));
+  }
+  template <class M, class = std::enable_if_t<std::is_base_of_v<Module, std::decay_t<M>>>>
+  void push_back(M&& module) {
+    push_back(std::make_shared<std::decay_t<M>>(std::forward<M>(module)));
+  }
+
+  size_t size() const { return named_children().size(); }
+  Module& operator[](size_t index) const;
+  Tensor forward(const Tensor& input) override;
+};
+
+// ---- linear layers ------------------------------------------------------------------------
+
+// y = x Wᵀ + b over the last axis. W [out, in] and b [out] start uniform in ±1/sqrt(in).
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t in_features, out_features;
+  Tensor weight, bias;  // bias undefined when built without one
+};
+
+// Maxout (Goodfellow et al., 2013): `pieces` linear maps per output unit, keeping the largest:
+// y_i = max_j (x W_ij + b_ij). One Linear to out_features * pieces, then the max over each
+// unit's pieces.
+class Maxout : public Module {
+ public:
+  Maxout(int64_t in_features, int64_t out_features, int64_t pieces);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t in_features, out_features, pieces;
+  Tensor weight, bias;  // [out_features * pieces, in_features], [out_features * pieces]
+};
+
+// A lookup table of num_embeddings rows of size embedding_dim, N(0, 1) initialized; the row at
+// padding_idx starts at zero and gets no gradient.
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t embedding_dim,
+            std::optional<int64_t> padding_idx = std::nullopt);
+  Tensor forward(const Tensor& indices) override;
+  std::string extra_repr() const override;
+
+  int64_t num_embeddings, embedding_dim;
+  std::optional<int64_t> padding_idx;
+  Tensor weight;
+};
+
+// ---- convolution --------------------------------------------------------------------------
+
+// Over [N, C, L]: weight [out, in / groups, kernel]; weight and bias start uniform in
+// ±1/sqrt(in / groups * kernel) as PyTorch's.
+class Conv1d : public Module {
+ public:
+  Conv1d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
+         int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1, bool bias = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels, kernel_size, stride, padding, dilation, groups;
+  Tensor weight, bias;
+};
+
+// Over [N, C, H, W]: weight [out, in / groups, kh, kw].
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Size2 stride = 1,
+         Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1, bool bias = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels;
+  Size2 kernel_size, stride, padding, dilation;
+  int64_t groups;
+  Tensor weight, bias;
+};
+
+// ---- pooling ------------------------------------------------------------------------------
+
+class MaxPool1d : public Module {
+ public:
+  explicit MaxPool1d(int64_t kernel_size, std::optional<int64_t> stride = {},
+                     int64_t padding = 0);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t kernel_size, stride, padding;
+};
+
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Size2 kernel_size, stride, padding;
+};
+
+class AvgPool1d : public Module {
+ public:
+  explicit AvgPool1d(int64_t kernel_size, std::optional<int64_t> stride = {},
+                     int64_t padding = 0, bool count_include_pad = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t kernel_size, stride, padding;
+  bool count_include_pad;
+};
+
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0,
+                     bool count_include_pad = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Size2 kernel_size, stride, padding;
+  bool count_include_pad;
+};
+
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(Size2 output_size);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Size2 output_size;
+};
+
+// ---- reshaping and regularization ---------------------------------------------------------
+
+// Flattens dims start_dim..end_dim into one ([N, C, H, W] -> [N, C*H*W] by default).
+class Flatten : public Module {
+ public:
+  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t start_dim, end_dim;
+};
+
+// Inverted dropout: active in training mode only (see functional::dropout for why scaling
+// during training equals scaling the weights at test time).
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double p;
+  Generator* generator = nullptr;  // default_generator() when null
+};
+
+// ---- normalization ------------------------------------------------------------------------
+
+// Batch normalization over channels: BatchNorm1d takes [N, C] or [N, C, L], BatchNorm2d
+// [N, C, H, W]. Buffers running_mean (0), running_var (1) and num_batches_tracked, as
+// PyTorch's; weight starts at 1 and bias at 0.
+class BatchNorm : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t num_features;
+  double eps, momentum;
+  bool affine, track_running_stats;
+  Tensor weight, bias;                                       // undefined unless affine
+  Tensor running_mean, running_var, num_batches_tracked;     // undefined unless tracked
+
+ protected:
+  BatchNorm(const char* type_name, int64_t expected_rank_low, int64_t expected_rank_high,
+            int64_t num_features, double eps, double momentum, bool affine,
+            bool track_running_stats);
+
+ private:
+  int64_t rank_low_, rank_high_;
+};
+
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(int64_t features, double epsilon = 1e-5, double running_momentum = 0.1,
+                       bool with_affine = true, bool track_running = true)
+      : BatchNorm("BatchNorm1d", 2, 3, features, epsilon, running_momentum, with_affine,
+                  track_running) {}
+};
+
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(int64_t features, double epsilon = 1e-5, double running_momentum = 0.1,
+                       bool with_affine = true, bool track_running = true)
+      : BatchNorm("BatchNorm2d", 4, 4, features, epsilon, running_momentum, with_affine,
+                  track_running) {}
+};
+
+// Normalizes over the trailing normalized_shape dims; weight 1 and bias 0 of that shape.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Shape normalized_shape;
+  double eps;
+  Tensor weight, bias;
+};
+
+// ---- activations --------------------------------------------------------------------------
+
+class ReLU : public Module {
+ public:
+  ReLU() : Module("ReLU") {}
+  Tensor forward(const Tensor& input) override;
+};
+
+class Sigmoid : public Module {
+ public:
+  Sigmoid() : Module("Sigmoid") {}
+  Tensor forward(const Tensor& input) override;
+};
+
+class Tanh : public Module {
+ public:
+  Tanh() : Module("Tanh") {}
+  Tensor forward(const Tensor& input) override;
+};
+
+class GELU : public Module {
+ public:
+  GELU() : Module("GELU") {}
+  Tensor forward(const Tensor& input) override;
+};
+
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double slope = 0.01) : Module("LeakyReLU"), negative_slope(slope) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double negative_slope;
+};
+
+class ELU : public Module {
+ public:
+  explicit ELU(double alpha_value = 1.0) : Module("ELU"), alpha(alpha_value) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double alpha;
+};
+
+class Softplus : public Module {
+ public:
+  explicit Softplus(double beta_value = 1.0) : Module("Softplus"), beta(beta_value) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  double beta;
+};
+
+class Softmax : public Module {
+ public:
+  explicit Softmax(int64_t axis) : Module("Softmax"), dim(axis) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t dim;
+};
+
+class LogSoftmax : public Module {
+ public:
+  explicit LogSoftmax(int64_t axis) : Module("LogSoftmax"), dim(axis) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t dim;
+};
+
+}  // namespace strata::nn

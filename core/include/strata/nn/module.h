@@ -1,0 +1,119 @@
+// nn::Module: the base of every layer and of user networks. A module owns named parameters
+// (leaf tensors that require grad), named buffers (state that is saved but not trained, such
+// as batch norm's running statistics) and named submodules, registered in its constructor.
+// Names compose with dots as PyTorch's do ("fc1.weight", "0.bias", "bn.running_mean"), so
+// state_dict() keys match a PyTorch model of the same structure.
+//
+//   struct Net : nn::Module {
+//     std::shared_ptr<nn::Linear> fc1, fc2;
+//     Net() : Module("Net") {
+//       fc1 = register_module("fc1", std::make_shared<nn::Linear>(784, 128));
+//       fc2 = register_module("fc2", std::make_shared<nn::Linear>(128, 10));
+//     }
+//     Tensor forward(const Tensor& x) override { return (*fc2)(F::relu((*fc1)(x))); }
+//   };
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "strata/tensor.h"
+
+namespace strata::nn {
+
+// Parameters and buffers by qualified name ("features.0.weight"), sorted by name.
+using StateDict = std::map<std::string, Tensor>;
+
+class Module {
+ public:
+  explicit Module(std::string type_name = "Module");
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  Module(Module&&) = default;
+  Module& operator=(Module&&) = default;
+
+  // The computation of a one-input, one-output module (every layer here). Modules with other
+  // signatures define their own forward and leave this one throwing.
+  virtual Tensor forward(const Tensor& input);
+  // Calls forward; summary() sees the calls made this way.
+  Tensor operator()(const Tensor& input);
+
+  const std::string& type_name() const { return type_name_; }
+
+  // ---- what the module holds ---------------------------------------------------------------
+  std::vector<Tensor> parameters(bool recurse = true) const;
+  std::vector<std::pair<std::string, Tensor>> named_parameters(bool recurse = true) const;
+  std::vector<Tensor> buffers(bool recurse = true) const;
+  std::vector<std::pair<std::string, Tensor>> named_buffers(bool recurse = true) const;
+  std::vector<std::shared_ptr<Module>> children() const;
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const {
+    return children_;
+  }
+  // This module (named "") and every submodule below it, depth first, in registration order.
+  std::vector<std::pair<std::string, Module*>> named_modules();
+  // The number of parameter elements (recursively).
+  int64_t parameter_count(bool trainable_only = false) const;
+
+  // ---- modes and placement -----------------------------------------------------------------
+  // Training mode (the default) vs evaluation mode: dropout and batch norm behave differently.
+  virtual void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  // Moves (or converts) every parameter and buffer in place: tensors held elsewhere, layers'
+  // members and optimizers' references included, see the new data. Integer buffers keep
+  // their dtype under to(DType).
+  void to(Device device);
+  void to(DType dtype);
+  // Drops every parameter's accumulated gradient.
+  void zero_grad();
+
+  // ---- saving and loading ------------------------------------------------------------------
+  // Parameters and buffers by qualified name; the tensors share data with the module's.
+  StateDict state_dict() const;
+  // Copies values in (converting dtype and device to the module's). strict: every key of the
+  // module present in `state` and no other; shapes must match either way.
+  void load_state_dict(const StateDict& state, bool strict = true);
+
+  // ---- printing ----------------------------------------------------------------------------
+  // The module tree, as PyTorch prints it: "Sequential(\n  (0): Linear(in_features=...)\n)".
+  std::string str() const;
+  // One line describing this module's settings, inside the parentheses of str().
+  virtual std::string extra_repr() const { return ""; }
+  // A table of every submodule called during a forward on zeros of `input_shape` (run in
+  // evaluation mode with no grad, on the module's device and dtype): its name, type, output
+  // shape and parameter count, with the totals below.
+  std::string summary(const Shape& input_shape);
+
+ protected:
+  // Register in the constructor. Each returns what it stored (the same tensor handle), to keep
+  // as a member: `weight = register_parameter("weight", w);`.
+  Tensor register_parameter(const std::string& name, Tensor tensor, bool requires_grad = true);
+  Tensor register_buffer(const std::string& name, Tensor tensor);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    add_child(name, module);
+    return module;
+  }
+  void add_child(const std::string& name, std::shared_ptr<Module> module);
+
+ private:
+  void collect(const std::string& prefix, bool parameters, bool recurse,
+               std::vector<std::pair<std::string, Tensor>>& out) const;
+  void collect_modules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out);
+  void str_into(std::string& out, int indent) const;
+  void check_new_name(const std::string& name, const char* what) const;
+
+  std::string type_name_;
+  bool training_ = true;
+  std::vector<std::pair<std::string, Tensor>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+std::ostream& operator<<(std::ostream& out, const Module& module);
+
+}  // namespace strata::nn

@@ -1,0 +1,334 @@
+// nn::Module: registration, traversal, modes, placement, state dicts, printing and summary.
+// Qualified names join the registration names with dots; every traversal keeps registration
+// order, so a network's parameters come out in the order its layers were built.
+#include "strata/nn/module.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <ostream>
+#include <set>
+#include <sstream>
+
+#include "internal.h"
+#include "strata/autograd.h"
+
+namespace strata::nn {
+
+namespace {
+
+std::string join(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
+// The recorder summary() installs while it runs a forward: each module called through
+// operator() appends its output shape here.
+struct SummaryRow {
+  const Module* module;
+  Shape output_shape;
+};
+thread_local std::vector<SummaryRow>* t_summary_rows = nullptr;
+
+std::string with_thousands(int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+Module::Module(std::string type_name) : type_name_(std::move(type_name)) {}
+
+Tensor Module::forward(const Tensor& input) {
+  (void)input;
+  STRATA_CHECK(false, type_name_, ": this module defines no forward(const Tensor&); call the "
+               "forward it declares");
+  return Tensor();
+}
+
+Tensor Module::operator()(const Tensor& input) {
+  Tensor out = forward(input);
+  if (t_summary_rows != nullptr && out.defined()) t_summary_rows->push_back({this, out.shape()});
+  return out;
+}
+
+// ---- registration -------------------------------------------------------------------------
+
+void Module::check_new_name(const std::string& name, const char* what) const {
+  STRATA_CHECK(!name.empty() && name.find('.') == std::string::npos, type_name_, ": ", what,
+               " name '", name, "' must be non-empty and contain no '.'");
+  auto taken = [&](const auto& list) {
+    return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.first == name; });
+  };
+  STRATA_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_), type_name_, ": ",
+               what, " name '", name, "' is already registered");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor tensor, bool requires_grad) {
+  check_new_name(name, "parameter");
+  STRATA_CHECK(tensor.defined(), type_name_, ": parameter '", name, "' is undefined");
+  STRATA_CHECK(tensor.is_leaf(), type_name_, ": parameter '", name,
+               "' must be a leaf tensor (detach() it first)");
+  if (requires_grad) {
+    STRATA_CHECK(is_floating(tensor.dtype()), type_name_, ": parameter '", name,
+                 "' must be floating point to require grad, got ", dtype_name(tensor.dtype()));
+  }
+  tensor.set_requires_grad(requires_grad);
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
+  check_new_name(name, "buffer");
+  STRATA_CHECK(tensor.defined(), type_name_, ": buffer '", name, "' is undefined");
+  buffers_.emplace_back(name, tensor);
+  return tensor;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_new_name(name, "submodule");
+  STRATA_CHECK(module != nullptr, type_name_, ": submodule '", name, "' is null");
+  children_.emplace_back(name, std::move(module));
+}
+
+// ---- traversal ----------------------------------------------------------------------------
+
+void Module::collect(const std::string& prefix, bool parameters, bool recurse,
+                     std::vector<std::pair<std::string, Tensor>>& out) const {
+  for (const auto& [name, tensor] : parameters ? parameters_ : buffers_) {
+    out.emplace_back(join(prefix, name), tensor);
+  }
+  if (!recurse) return;
+  for (const auto& [name, child] : children_) {
+    child->collect(join(prefix, name), parameters, true, out);
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurse) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", true, recurse, out);
+  // A module registered twice (shared weights) yields its tensors once, as in PyTorch.
+  std::set<const TensorImpl*> seen;
+  std::erase_if(out, [&](const auto& e) { return !seen.insert(e.second.impl()).second; });
+  return out;
+}
+
+std::vector<Tensor> Module::parameters(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& entry : named_parameters(recurse)) out.push_back(entry.second);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers(bool recurse) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", false, recurse, out);
+  return out;
+}
+
+std::vector<Tensor> Module::buffers(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& entry : named_buffers(recurse)) out.push_back(entry.second);
+  return out;
+}
+
+std::vector<std::shared_ptr<Module>> Module::children() const {
+  std::vector<std::shared_ptr<Module>> out;
+  for (const auto& entry : children_) out.push_back(entry.second);
+  return out;
+}
+
+void Module::collect_modules(const std::string& prefix,
+                             std::vector<std::pair<std::string, Module*>>& out) {
+  out.emplace_back(prefix, this);
+  for (auto& [name, child] : children_) child->collect_modules(join(prefix, name), out);
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out;
+  collect_modules("", out);
+  return out;
+}
+
+int64_t Module::parameter_count(bool trainable_only) const {
+  int64_t n = 0;
+  for (const Tensor& p : parameters()) {
+    if (!trainable_only || p.requires_grad()) n += p.numel();
+  }
+  return n;
+}
+
+// ---- modes and placement ------------------------------------------------------------------
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& entry : children_) entry.second->train(on);
+}
+
+void Module::to(Device device) {
+  NoGradGuard no_grad;
+  for (Tensor& t : parameters()) t.set_data(t.detach().to(device));
+  for (Tensor& t : buffers()) t.set_data(t.detach().to(device));
+}
+
+void Module::to(DType dtype) {
+  STRATA_CHECK(is_floating(dtype), type_name_, ".to: parameters need a floating dtype, got ",
+               dtype_name(dtype));
+  NoGradGuard no_grad;
+  for (Tensor& t : parameters()) t.set_data(t.detach().to(dtype));
+  for (Tensor& t : buffers()) {
+    if (is_floating(t.dtype())) t.set_data(t.detach().to(dtype));
+  }
+}
+
+void Module::zero_grad() {
+  for (Tensor& p : parameters()) p.zero_grad();
+}
+
+// ---- state dicts --------------------------------------------------------------------------
+
+StateDict Module::state_dict() const {
+  StateDict out;
+  std::vector<std::pair<std::string, Tensor>> all;
+  collect("", true, true, all);
+  collect("", false, true, all);
+  for (auto& [name, tensor] : all) out.emplace(name, tensor.detach());
+  return out;
+}
+
+void Module::load_state_dict(const StateDict& state, bool strict) {
+  std::vector<std::pair<std::string, Tensor>> own;
+  collect("", true, true, own);
+  collect("", false, true, own);
+  // Check everything first, so a bad dict leaves the module untouched.
+  std::vector<std::string> missing;
+  for (const auto& [name, tensor] : own) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    STRATA_CHECK(it->second.defined(), "load_state_dict: '", name, "' is undefined");
+    STRATA_CHECK(it->second.shape() == tensor.shape(), "load_state_dict: '", name, "' has shape ",
+                 shape_str(it->second.shape()), " in the state dict but ", shape_str(tensor.shape()),
+                 " in ", type_name_);
+  }
+  if (strict) {
+    std::vector<std::string> unexpected;
+    for (const auto& entry : state) {
+      const bool known = std::any_of(own.begin(), own.end(),
+                                     [&](const auto& e) { return e.first == entry.first; });
+      if (!known) unexpected.push_back(entry.first);
+    }
+    auto list = [](const std::vector<std::string>& names) {
+      std::string s;
+      for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+      return s;
+    };
+    STRATA_CHECK(missing.empty() && unexpected.empty(), "load_state_dict: keys do not match ",
+                 type_name_, " (missing: [", list(missing), "], unexpected: [", list(unexpected),
+                 "])");
+  }
+  NoGradGuard no_grad;
+  for (auto& [name, tensor] : own) {
+    auto it = state.find(name);
+    if (it != state.end()) tensor.detach().copy_(it->second);
+  }
+}
+
+// ---- printing -----------------------------------------------------------------------------
+
+void Module::str_into(std::string& out, int indent) const {
+  out += type_name_ + "(" + extra_repr();
+  if (children_.empty()) {
+    out += ")";
+    return;
+  }
+  out += "\n";
+  const std::string pad(static_cast<size_t>(indent + 2), ' ');
+  for (const auto& [name, child] : children_) {
+    out += pad + "(" + name + "): ";
+    child->str_into(out, indent + 2);
+    out += "\n";
+  }
+  out += std::string(static_cast<size_t>(indent), ' ') + ")";
+}
+
+std::string Module::str() const {
+  std::string out;
+  str_into(out, 0);
+  return out;
+}
+
+std::ostream& operator<<(std::ostream& out, const Module& module) { return out << module.str(); }
+
+std::string Module::summary(const Shape& input_shape) {
+  const auto params = parameters();
+  TensorOptions options = params.empty() ? TensorOptions()
+                                         : TensorOptions(params[0].dtype()).device(params[0].device());
+  std::map<const Module*, std::string> names;
+  for (auto& [name, module] : named_modules()) names.emplace(module, name);
+
+  std::vector<SummaryRow> rows;
+  const bool was_training = training_;
+  eval();
+  {
+    NoGradGuard no_grad;
+    t_summary_rows = &rows;
+    try {
+      (*this)(zeros(input_shape, options));
+    } catch (...) {
+      t_summary_rows = nullptr;
+      train(was_training);
+      throw;
+    }
+    t_summary_rows = nullptr;
+  }
+  train(was_training);
+
+  // Calls are recorded as they return (inner modules first): list them in tree order instead.
+  std::vector<std::array<std::string, 3>> table;
+  table.push_back({"Layer (type)", "Output shape", "Param #"});
+  std::map<const Module*, size_t> tree_order;
+  for (auto& [name, module] : named_modules()) tree_order.emplace(module, tree_order.size());
+  std::stable_sort(rows.begin(), rows.end(), [&](const SummaryRow& a, const SummaryRow& b) {
+    return tree_order[a.module] < tree_order[b.module];
+  });
+  for (const SummaryRow& row : rows) {
+    if (row.module == this) continue;
+    auto it = names.find(row.module);
+    const std::string name = it != names.end() ? it->second : "?";
+    int64_t own = 0;
+    for (const Tensor& p : row.module->parameters(false)) own += p.numel();
+    table.push_back({name + " (" + row.module->type_name() + ")", shape_str(row.output_shape),
+                     with_thousands(own)});
+  }
+  size_t w0 = 0, w1 = 0, w2 = 0;
+  for (auto& r : table) {
+    w0 = std::max(w0, r[0].size());
+    w1 = std::max(w1, r[1].size());
+    w2 = std::max(w2, r[2].size());
+  }
+  std::ostringstream out;
+  auto line = [&](char c) { out << std::string(w0 + w1 + w2 + 6, c) << "\n"; };
+  auto row_out = [&](const std::array<std::string, 3>& r) {
+    out << r[0] << std::string(w0 - r[0].size() + 3, ' ') << r[1]
+        << std::string(w1 - r[1].size() + 3, ' ') << std::string(w2 - r[2].size(), ' ') << r[2]
+        << "\n";
+  };
+  out << type_name_ << " on input " << shape_str(input_shape) << "\n";
+  line('=');
+  row_out(table[0]);
+  line('=');
+  for (size_t i = 1; i < table.size(); ++i) row_out(table[i]);
+  line('=');
+  out << "Total params: " << with_thousands(parameter_count()) << "\n";
+  out << "Trainable params: " << with_thousands(parameter_count(true)) << "\n";
+  out << "Non-trainable params: " << with_thousands(parameter_count() - parameter_count(true))
+      << "\n";
+  return out.str();
+}
+
+}  // namespace strata::nn
