@@ -24,6 +24,7 @@
 #include "strata/detail/cuda_hooks.h"
 #include "strata/detail/cuda_memory.h"
 #include "strata/strata.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 namespace strata {
@@ -31,21 +32,9 @@ namespace {
 
 namespace F = nn::functional;
 
-std::string cuda_unavailable_reason() {
-  std::string why;
-  detail::cuda_device_count(&why);
-  return why;
-}
-
-#define SKIP_WITHOUT_CUDA()                                                 \
-  do {                                                                      \
-    if (!cuda_is_available()) {                                             \
-      GTEST_SKIP() << "no CUDA device: " << cuda_unavailable_reason();      \
-    }                                                                       \
-  } while (false)
-
-const Device kCpuDevice(kCPU);
-const Device kCudaDevice(kCUDA, 0);
+using test::cuda_unavailable_reason;
+using test::kCpuDevice;
+using test::kCudaDevice;
 
 // Restores the global flags a test changes, whatever happens in it.
 struct DeterministicGuard {
