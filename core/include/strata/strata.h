@@ -10,6 +10,7 @@
 #include "strata/nn/functional.h"
 #include "strata/nn/init.h"
 #include "strata/nn/layers.h"
+#include "strata/nn/loss.h"
 #include "strata/nn/module.h"
 #include "strata/ops.h"
 #include "strata/shape.h"
