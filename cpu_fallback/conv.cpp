@@ -117,23 +117,9 @@ inline void valid_range(int64_t out_size, int64_t size, int64_t stride, int64_t 
   hi = std::clamp(hi, lo, out_size);
 }
 
-// NOTE: GCC turns the short zero/copy loops below into memset/memcpy calls, whose call cost
-// outweighs rows of 8 to 32 elements (a quarter of a 16x16 layer's forward time); keep them as
-// inline vector loops.
-// The data-movement loops (im2col, col2im, the Winograd transforms) are also built a second
-// time for AVX2, picked at load time when the CPU has it (the library's baseline is SSE2).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define STRATA_INLINE_LOOPS \
-  __attribute__((optimize("no-tree-loop-distribute-patterns"), target_clones("avx2", "default")))
-#elif defined(__GNUC__) && !defined(__clang__)
-#define STRATA_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define STRATA_INLINE_LOOPS
-#endif
-
 // col [c_per_group * r * s, p * q] from the c_per_group channels at x_g ([c_per_group, h, w]).
 template <typename T>
-STRATA_INLINE_LOOPS void im2col(const ConvShape& g, const T* x_g, T* col) {
+void im2col(const ConvShape& g, const T* x_g, T* col) {
   const Conv2dParams& cp = g.params;
   for (int64_t ch = 0; ch < g.c_per_group; ++ch) {
     const T* plane = x_g + ch * g.hw;
@@ -166,7 +152,7 @@ STRATA_INLINE_LOOPS void im2col(const ConvShape& g, const T* x_g, T* col) {
 
 // grad_x_g ([c_per_group, h, w], already holding a value) += col2im(col).
 template <typename T>
-STRATA_INLINE_LOOPS void col2im_add(const ConvShape& g, const T* col, T* grad_x_g) {
+void col2im_add(const ConvShape& g, const T* col, T* grad_x_g) {
   const Conv2dParams& cp = g.params;
   for (int64_t ch = 0; ch < g.c_per_group; ++ch) {
     T* plane = grad_x_g + ch * g.hw;
@@ -286,10 +272,9 @@ WinogradTiling winograd_tiling(int64_t n, int64_t p, int64_t q) {
 // V [16, c_in, tt] (tt = count * tiles) = B^T d B for every 4x4 input tile d of images
 // [first, first + count) of in [n, c_in, h, w] padded by (pad_h, pad_w).
 template <typename T>
-STRATA_INLINE_LOOPS void winograd_input_transform(const T* in, int64_t first, int64_t count,
-                                                  int64_t c_in, int64_t h, int64_t w,
-                                                  int64_t pad_h, int64_t pad_w,
-                                                  const WinogradTiling& wt, T* v, T* rows) {
+void winograd_input_transform(const T* in, int64_t first, int64_t count, int64_t c_in, int64_t h,
+                              int64_t w, int64_t pad_h, int64_t pad_w, const WinogradTiling& wt,
+                              T* v, T* rows) {
   const int64_t tiles_h = wt.tiles_h, tiles_w = wt.tiles_w, tiles = wt.tiles;
   const int64_t padded_w = wt.padded_w, tt = count * tiles;
   // A row of tiles at a time, each step a loop over the row's tiles so that it vectorizes:
@@ -352,10 +337,9 @@ STRATA_INLINE_LOOPS void winograd_input_transform(const T* in, int64_t first, in
 // Images [first, first + count) of out [n, k_out, p, q] = A^T M A (+ bias) for every tile of
 // M [16, k_out, tt], cut at the output's edge.
 template <typename T>
-STRATA_INLINE_LOOPS void winograd_output_transform(const T* m, int64_t first, int64_t count,
-                                                   int64_t k_out, int64_t p, int64_t q,
-                                                   const T* bias, const WinogradTiling& wt,
-                                                   T* out, T* rows) {
+void winograd_output_transform(const T* m, int64_t first, int64_t count, int64_t k_out, int64_t p,
+                               int64_t q, const T* bias, const WinogradTiling& wt, T* out,
+                               T* rows) {
   const int64_t tiles_h = wt.tiles_h, tiles_w = wt.tiles_w, tiles = wt.tiles;
   const int64_t tt = count * tiles;
   // A row of tiles at a time, as in winograd_input_transform.
@@ -406,9 +390,8 @@ STRATA_INLINE_LOOPS void winograd_output_transform(const T* m, int64_t first, in
 // grad_out [n, k_out, p, q] (zero past the output's edge): the gradient with respect to the
 // transformed products that winograd_output_transform sums.
 template <typename T>
-STRATA_INLINE_LOOPS void winograd_grad_transform(const T* grad_out, int64_t first, int64_t count,
-                                                 int64_t k_out, int64_t p, int64_t q,
-                                                 const WinogradTiling& wt, T* d, T* rows) {
+void winograd_grad_transform(const T* grad_out, int64_t first, int64_t count, int64_t k_out,
+                             int64_t p, int64_t q, const WinogradTiling& wt, T* d, T* rows) {
   const int64_t tiles_h = wt.tiles_h, tiles_w = wt.tiles_w, tiles = wt.tiles;
   const int64_t tt = count * tiles, xi_step = k_out * tt, width = 2 * tiles_w;
   T* y = rows;               // [2, width]: grad_out rows 2 th and 2 th + 1, zero-padded

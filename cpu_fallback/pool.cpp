@@ -1,7 +1,8 @@
 // 2-D pooling of the CPU backend (float32 and float64): max, and average with or without the
 // zero padding in the divisor. x [N, C, H, W], out [N, C, P, Q], contiguous. Each (n, c) plane
 // is independent, so planes are split over OpenMP threads; the backward of a plane runs on one
-// thread, so overlapping windows (stride < kernel) add into grad_x without races.
+// thread, so overlapping windows (stride < kernel) add into grad_x without races. The max
+// backward finds each window's first maximum again from x (the contract passes no indices).
 // Because pad <= kernel / 2 (checked in core/), every window holds an in-bounds element and
 // never reaches past the padded input, so the include-pad divisor is always kernel_h * kernel_w.
 #include <algorithm>

@@ -1,8 +1,10 @@
 // The thread count CPU kernels use: OpenMP for our own kernels and OpenBLAS for GEMM, always
-// set together to one number so the two pools never oversubscribe the cores. Until
-// set_num_threads is called both keep their defaults (one thread per core).
-// NOTE: our kernels never call BLAS from inside an OpenMP parallel region, so at most one of
-// the two pools is busy at a time.
+// set together to one number. Until set_num_threads is called both keep their defaults (one
+// thread per core).
+// NOTE: the build links OpenBLAS's OpenMP variant (see CMakeLists.txt), so OpenBLAS shares
+// OpenMP's thread pool and runs single-threaded when called inside one of our parallel
+// regions — which the batch-parallel convolution does (cpu_fallback/conv.cpp checks
+// openblas_get_parallel() before relying on it).
 #include <cblas.h>
 #include <omp.h>
 

@@ -106,7 +106,8 @@ TEST(NnConv, WeightGradientWithoutInputGradient) {
 
 // A batch split over threads (each thread its own images and partial grad_w) gives what the
 // images give one at a time. The cases are large enough for the CPU backend to split them
-// (with two threads and OpenBLAS's OpenMP build), and cover im2col, 1x1 and Winograd kernels.
+// (with two threads and OpenBLAS's OpenMP build), and cover the im2col, 1x1 and Winograd
+// kernels.
 TEST(NnConv, BatchMatchesImageByImage) {
   struct Case {
     const char* name;
@@ -118,6 +119,7 @@ TEST(NnConv, BatchMatchesImageByImage) {
   set_num_threads(2);
   for (const Case& c : {Case{"3x3 strided, grouped", {4, 8, 24, 24}, {16, 4, 3, 3}, 2, 1, 2},
                         Case{"1x1 grouped", {4, 16, 32, 32}, {16, 8, 1, 1}, 1, 0, 2},
+                        Case{"5x5 small images", {6, 6, 12, 12}, {16, 6, 5, 5}, 1, 0, 1},
                         Case{"3x3 winograd", {2, 16, 32, 32}, {16, 16, 3, 3}, 1, 1, 1}}) {
     SCOPED_TRACE(c.name);
     Tensor x = random_f64(c.x, -1, 1, 11, true);
@@ -317,6 +319,15 @@ TEST(NnPoolGradcheck, MaxPool2dOverlappingRect) {
         return F::max_pool2d(in[0], {2, 3}, F::Size2(1, 2), {1, 1});
       },
       {distinct_leaf({1, 2, 4, 5}, 2)});
+}
+
+// Windows that tile the input exactly, as the usual 2x2 pooling's.
+TEST(NnPoolGradcheck, Pool2dTiled) {
+  expect_gradcheck([](const std::vector<Tensor>& in) { return F::max_pool2d(in[0], 2); },
+                   {distinct_leaf({2, 2, 4, 6}, 11)});
+  expect_gradcheck(
+      [](const std::vector<Tensor>& in) { return F::avg_pool2d(in[0], {2, 3}, std::nullopt, 0); },
+      {random_f64({2, 2, 4, 6}, -1, 1, 12, true)});
 }
 
 TEST(NnPoolGradcheck, AvgPool2dIncludePad) {
