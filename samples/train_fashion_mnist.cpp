@@ -1,5 +1,6 @@
-// train_fashion_mnist: a 784-128-10 MLP trained on Fashion-MNIST with minibatch SGD and
-// momentum, written with nothing but Strata's tensor ops and autograd (no nn/optim layer yet).
+// train_fashion_mnist: a 784-128-10 MLP (nn::Sequential of Linear and ReLU layers) trained on
+// Fashion-MNIST with cross-entropy and minibatch SGD with momentum (written out: the optimizer
+// suite comes later).
 // Reads the IDX files (gzipped or not) from --data, standardizes the pixels with the training
 // set's mean and standard deviation, trains, and prints the loss per epoch, the training time
 // and the test accuracy. Exits 0 on success, 1 on an error (with a message saying why), 2 on
@@ -28,6 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using strata::Tensor;
+namespace nn = strata::nn;
 
 constexpr const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
 constexpr uint32_t kImagesMagic = 2051;  // IDX: unsigned bytes, 3 dimensions
@@ -254,55 +256,29 @@ Split load_split(const fs::path& dir, const std::string& split) {
 
 // ---- the model --------------------------------------------------------------------------------
 
-struct Mlp {
-  Tensor w1, b1, w2, b2;  // w1: [784, 128], b1: [128], w2: [128, 10], b2: [10]
-
-  std::vector<Tensor*> parameters() { return {&w1, &b1, &w2, &b2}; }
-
-  // x: [N, 784] -> logits [N, 10]
-  Tensor forward(const Tensor& x) const {
-    const Tensor hidden = strata::clamp(strata::matmul(x, w1) + b1, 0.0, std::nullopt);  // relu
-    return strata::matmul(hidden, w2) + b2;
+// 784 -> 128 -> 10 with ReLU, He-initialized (N(0, 2 / fan_in) weights, zero biases) from
+// `gen`, so --seed fixes the starting point.
+nn::Sequential make_mlp(int64_t in, int64_t hidden, int64_t out, strata::Generator& gen) {
+  nn::Sequential mlp(nn::Linear(in, hidden), nn::ReLU(), nn::Linear(hidden, out));
+  for (auto& [name, p] : mlp.named_parameters()) {
+    if (name.ends_with("weight")) {
+      nn::init::kaiming_normal_(p, 0.0, nn::init::FanMode::FanIn, nn::init::Nonlinearity::Relu,
+                                &gen);
+    } else {
+      nn::init::zeros_(p);
+    }
   }
-};
-
-// He initialization: N(0, 2 / fan_in) weights, zero biases; all leaves requiring grad.
-Tensor he_weight(int64_t fan_in, int64_t fan_out, strata::Device device, strata::Generator& gen) {
-  Tensor w = strata::randn({fan_in, fan_out}, strata::TensorOptions().device(device), &gen) *
-             std::sqrt(2.0 / static_cast<double>(fan_in));
-  w.set_requires_grad(true);
-  return w;
-}
-
-Mlp make_mlp(int64_t in, int64_t hidden, int64_t out, strata::Device device,
-             strata::Generator& gen) {
-  const auto bias_options = strata::TensorOptions().device(device).requires_grad(true);
-  Mlp mlp;
-  mlp.w1 = he_weight(in, hidden, device, gen);
-  mlp.b1 = strata::zeros({hidden}, bias_options);
-  mlp.w2 = he_weight(hidden, out, device, gen);
-  mlp.b2 = strata::zeros({out}, bias_options);
   return mlp;
 }
 
-// Mean softmax cross-entropy of logits [N, C] against int64 labels [N].
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
-  // NOTE: log-sum-exp is shifted by the row max for stability; the shift is a constant for
-  // the gradient (it cancels), so it is detached rather than differentiated.
-  const Tensor shifted = logits - logits.max({1}, /*keepdim=*/true).detach();
-  const Tensor log_probs = shifted - shifted.exp().sum({1}, /*keepdim=*/true).log();
-  const Tensor picked = strata::gather(log_probs, 1, labels.unsqueeze(1));  // [N, 1]
-  return -picked.mean();
-}
-
 // Fraction of `labels` that argmax(logits) gets right, in chunks to bound memory.
-double accuracy(const Mlp& mlp, const Tensor& images, const Tensor& labels) {
+double accuracy(nn::Module& model, const Tensor& images, const Tensor& labels) {
   strata::NoGradGuard no_grad;
   const int64_t count = images.size(0);
   double correct = 0.0;
   for (int64_t start = 0; start < count; start += 1000) {
     const int64_t length = std::min<int64_t>(1000, count - start);
-    const Tensor predicted = mlp.forward(images.narrow(0, start, length)).argmax(1);
+    const Tensor predicted = model(images.narrow(0, start, length)).argmax(1);
     correct += (predicted == labels.narrow(0, start, length)).to(strata::kFloat32).sum()
                    .item<double>();
   }
@@ -385,10 +361,12 @@ int run(const Flags& flags) {
               mean, stddev);
 
   strata::Generator gen(flags.seed);
-  Mlp mlp = make_mlp(train.features, 128, kClasses, device, gen);
+  nn::Sequential mlp = make_mlp(train.features, 128, kClasses, gen);
+  mlp.to(device);
+  const std::vector<Tensor> params = mlp.parameters();
   std::vector<Tensor> velocity;
-  for (Tensor* p : mlp.parameters()) {
-    velocity.push_back(strata::zeros_like(*p));
+  for (const Tensor& p : params) {
+    velocity.push_back(strata::zeros_like(p));
   }
 
   std::mt19937_64 shuffle_rng(flags.seed);
@@ -414,16 +392,15 @@ int run(const Flags& flags) {
       const Tensor x = strata::index_select(train_x, 0, index);  // [B, 784]
       const Tensor y = strata::index_select(train_y, 0, index);  // [B]
 
-      const Tensor loss = cross_entropy(mlp.forward(x), y);
+      const Tensor loss = nn::functional::cross_entropy(mlp(x), y);
       loss.backward();
       loss_sum += loss.item<double>();
       ++steps;
 
       // SGD with momentum, as torch.optim.SGD: v = momentum * v + g; p -= lr * v.
       strata::NoGradGuard no_grad;
-      const std::vector<Tensor*> params = mlp.parameters();
       for (size_t i = 0; i < params.size(); ++i) {
-        Tensor& p = *params[i];
+        Tensor p = params[i];
         velocity[i].mul_(flags.momentum).add_(p.grad());
         p.add_(velocity[i], -flags.lr);
         p.zero_grad();
