@@ -1,9 +1,10 @@
 // Pointwise activation kernels of the CPU backend (float32 and float64; every tensor
 // contiguous, `out` may be `in`). Each activation is one plain loop over a flat range whose
-// body is a lambda the compiler inlines, so Relu and LeakyRelu vectorize into compare-and-blend
-// and are memory-bound; the transcendental ones (exp, tanh, erf, log1p) run in scalar libm.
-// The switch on the activation sits outside the loop. Large tensors split into chunks over
-// OpenMP threads (parallel.h); small ones stay on the calling thread.
+// body is a lambda the compiler inlines, so every loop vectorizes: Relu and LeakyRelu into
+// compare-and-blend, the transcendental ones through the branch-free float32 exp, tanh, erf and
+// log1p of vec_math.h (float64 calls libm). The switch on the activation sits outside the
+// loop. Large tensors split into chunks over OpenMP threads (parallel.h); small ones stay on
+// the calling thread.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include "parallel.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
+#include "vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -29,20 +31,30 @@ void for_chunks(int64_t n, const Body& body) {
   });
 }
 
+// The loops themselves, in AVX2 and baseline clones (vec_math.h). NOTE: f is a by-value
+// parameter, not read through a reference: a captured alpha behind a reference could alias
+// out[i] (both float), and GCC would then leave the loop scalar.
+template <typename T, typename F>
+STRATA_VECTOR_CLONES void map1_range(T* out, const T* in, int64_t begin, int64_t end, F f) {
+  for (int64_t i = begin; i < end; ++i) out[i] = f(in[i]);
+}
+
+template <typename T, typename F>
+STRATA_VECTOR_CLONES void map2_range(T* out, const T* a, const T* b, int64_t begin, int64_t end,
+                                     F f) {
+  for (int64_t i = begin; i < end; ++i) out[i] = f(a[i], b[i]);
+}
+
 // out[i] = f(in[i]). out may equal in (each element is read before it is written).
 template <typename T, typename F>
 void map1(T* out, const T* in, int64_t n, F f) {
-  for_chunks(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) out[i] = f(in[i]);
-  });
+  for_chunks(n, [&](int64_t begin, int64_t end) { map1_range(out, in, begin, end, f); });
 }
 
 // out[i] = f(a[i], b[i]).
 template <typename T, typename F>
 void map2(T* out, const T* a, const T* b, int64_t n, F f) {
-  for_chunks(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) out[i] = f(a[i], b[i]);
-  });
+  for_chunks(n, [&](int64_t begin, int64_t end) { map2_range(out, a, b, begin, end, f); });
 }
 
 // PyTorch's softplus threshold: where beta * x exceeds it, softplus(x) is x itself.
@@ -56,24 +68,24 @@ void forward_typed(Activation act, T* out, const T* in, int64_t n, double alpha)
       // NOTE: `x < 0 ? 0 : x`, not std::max(x, 0): NaN passes through, as in PyTorch.
       return map1(out, in, n, [](T x) { return x < T(0) ? T(0) : x; });
     case Activation::Sigmoid:
-      return map1(out, in, n, [](T x) { return T(1) / (T(1) + std::exp(-x)); });
+      return map1(out, in, n, [](T x) { return vecmath::sigmoid(x); });
     case Activation::Tanh:
-      return map1(out, in, n, [](T x) { return std::tanh(x); });
+      return map1(out, in, n, [](T x) { return vecmath::tanh(x); });
     case Activation::LeakyRelu:
       return map1(out, in, n, [a](T x) { return x > T(0) ? x : x * a; });
     case Activation::Elu:
-      return map1(out, in, n, [a](T x) { return x > T(0) ? x : a * std::expm1(x); });
+      return map1(out, in, n, [a](T x) { return x > T(0) ? x : a * vecmath::expm1(x); });
     case Activation::Softplus: {
       const T threshold = static_cast<T>(kSoftplusThreshold);
       return map1(out, in, n, [a, threshold](T x) {
         const T z = a * x;
-        return z > threshold ? x : std::log1p(std::exp(z)) / a;
+        return z > threshold ? x : vecmath::log1p(vecmath::exp(z)) / a;
       });
     }
     case Activation::Gelu: {
       const T inv_sqrt2 = static_cast<T>(0.70710678118654752440);
       return map1(out, in, n, [inv_sqrt2](T x) {
-        return T(0.5) * x * (T(1) + std::erf(x * inv_sqrt2));
+        return T(0.5) * x * (T(1) + vecmath::erf(x * inv_sqrt2));
       });
     }
   }
@@ -97,12 +109,12 @@ void backward_typed(Activation act, T* grad_in, const T* grad_out, const T* in, 
     case Activation::Elu:
       // alpha * exp(x) from the input, not out + alpha: no cancellation for x near 0.
       return map2(grad_in, grad_out, in, n,
-                  [a](T g, T x) { return x > T(0) ? g : g * a * std::exp(x); });
+                  [a](T g, T x) { return x > T(0) ? g : g * a * vecmath::exp(x); });
     case Activation::Softplus: {
       const T threshold = static_cast<T>(kSoftplusThreshold);
       return map2(grad_in, grad_out, in, n, [a, threshold](T g, T x) {
         const T z = a * x;
-        return z > threshold ? g : g / (T(1) + std::exp(-z));  // g * sigmoid(beta * x)
+        return z > threshold ? g : g / (T(1) + vecmath::exp(-z));  // g * sigmoid(beta * x)
       });
     }
     case Activation::Gelu: {
@@ -110,8 +122,8 @@ void backward_typed(Activation act, T* grad_in, const T* grad_out, const T* in, 
       const T inv_sqrt2 = static_cast<T>(0.70710678118654752440);
       const T inv_sqrt_2pi = static_cast<T>(0.39894228040143267794);
       return map2(grad_in, grad_out, in, n, [inv_sqrt2, inv_sqrt_2pi](T g, T x) {
-        const T cdf = T(0.5) * (T(1) + std::erf(x * inv_sqrt2));
-        const T pdf = inv_sqrt_2pi * std::exp(T(-0.5) * x * x);
+        const T cdf = T(0.5) * (T(1) + vecmath::erf(x * inv_sqrt2));
+        const T pdf = inv_sqrt_2pi * vecmath::exp(T(-0.5) * x * x);
         return g * (cdf + x * pdf);
       });
     }

@@ -18,6 +18,7 @@
 #include "parallel.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
+#include "vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -174,14 +175,15 @@ T through_double(T x, Fn fn) {
   else return convert<T>(fn(static_cast<double>(x)));
 }
 
+// float32 Exp and Log are vec_math.h's branch-free versions, so the contiguous loop vectorizes.
 template <typename T>
 T exp_value(T x) {
-  return through_double(x, [](auto v) { return std::exp(v); });
+  return through_double(x, [](auto v) { return vecmath::exp(v); });
 }
 
 template <typename T>
 T log_value(T x) {
-  return through_double(x, [](auto v) { return std::log(v); });
+  return through_double(x, [](auto v) { return vecmath::log(v); });
 }
 
 template <typename T>
@@ -408,7 +410,15 @@ void copy_to(const TensorImpl& dst, const TensorImpl& src) {
   STRATA_DISPATCH_ALL(src.dtype, "copy", [&] { copy_loop<Out, scalar_t>(dst, src); });
 }
 
+// o[i] = op(x[i]) over a contiguous row, in AVX2 and baseline clones (vec_math.h): for the
+// ops whose float32 loop calls vec_math.h.
 template <typename T, typename Op>
+STRATA_VECTOR_CLONES void unary_contiguous_cloned(T* o, const T* x, int64_t n, Op op) {
+  for (int64_t i = 0; i < n; ++i) o[i] = op(x[i]);
+}
+
+// kVectorMath: the contiguous rows run unary_contiguous_cloned (Exp and Log).
+template <typename T, bool kVectorMath = false, typename Op>
 void unary_loop(const TensorImpl& out, const TensorImpl& in, Op op) {
   const std::array<Operand, 2> operands = {operand_of(out), operand_of(in)};
   const StridedLoop<2> loop = make_loop<2>(out.shape, operands);
@@ -417,7 +427,11 @@ void unary_loop(const TensorImpl& out, const TensorImpl& in, Op op) {
     T* o = typed<T>(p[0]);
     const T* x = typed<const T>(p[1]);
     if (so == 1 && si == 1) {
-      for (int64_t i = 0; i < n; ++i) o[i] = op(x[i]);
+      if constexpr (kVectorMath) {
+        unary_contiguous_cloned(o, x, n, op);
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i] = op(x[i]);
+      }
     } else {
       for (int64_t i = 0; i < n; ++i) o[i * so] = op(x[i * si]);
     }
@@ -534,12 +548,13 @@ void CpuBackend::unary(UnaryOp op, const Tensor& out_tensor, const Tensor& in_te
   STRATA_DISPATCH_ALL(out.dtype, "unary", [&] {
     using T = scalar_t;
     const auto run = [&](auto fn) { unary_loop<T>(out, in, fn); };
+    const auto run_vector_math = [&](auto fn) { unary_loop<T, true>(out, in, fn); };
     switch (op) {
       case UnaryOp::Neg: return run([](T x) { return negate(x); });
       case UnaryOp::Abs: return run([](T x) { return abs_value(x); });
       case UnaryOp::Sign: return run([](T x) { return sign_value(x); });
-      case UnaryOp::Exp: return run([](T x) { return exp_value(x); });
-      case UnaryOp::Log: return run([](T x) { return log_value(x); });
+      case UnaryOp::Exp: return run_vector_math([](T x) { return exp_value(x); });
+      case UnaryOp::Log: return run_vector_math([](T x) { return log_value(x); });
       case UnaryOp::Sqrt: return run([](T x) { return sqrt_value(x); });
       case UnaryOp::Reciprocal: return run([](T x) { return reciprocal_value(x); });
     }

@@ -1,7 +1,9 @@
 // Softmax and log-softmax kernels of the CPU backend (float32 and float64; contiguous tensors
 // read as [outer, size, inner], normalized along size).
 // - Stable: each slice subtracts its maximum before exp, so logits of 1000 stay finite; the
-//   sum of exponentials accumulates in double.
+//   sum of exponentials accumulates in double. exp is vec_math.h's branch-free one, and a
+//   row's max and sums run in kLanes independent partial results, so every row loop vectorizes;
+//   the slice functions come in AVX2 and baseline clones (vec_math.h).
 // - inner == 1 (the last axis, the common case) walks contiguous rows; inner > 1 walks blocks
 //   of up to kColumnBlock adjacent columns at once, so every read is still contiguous and the
 //   per-column max and sums live on the stack.
@@ -14,6 +16,7 @@
 #include "parallel.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
+#include "vec_math.h"
 
 namespace strata::cpu {
 namespace {
@@ -22,24 +25,74 @@ constexpr int64_t kColumnBlock = 64;
 
 // ---- forward --------------------------------------------------------------------------------
 
-// One contiguous row x[0, size) into y[0, size).
+// Partial results per row loop. NOTE: a single running max or double sum is a serial chain
+// that GCC may not reorder (no -ffast-math), so those loops would stay scalar; kLanes
+// independent partials vectorize. The sums' order changes, not their double precision.
+constexpr int64_t kLanes = 16;
+// Elements of one log-softmax row whose exponentials sit in a stack buffer at a time.
+constexpr int64_t kExpBlock = 256;
+
+// max(x[0, size)), size >= 1. A NaN may or may not win; either way the row's sum is NaN.
 template <typename T>
-void softmax_row(T* y, const T* x, int64_t size, bool log) {
+inline T row_max(const T* x, int64_t size) {
+  const int64_t full = size / kLanes * kLanes;
   T max = x[0];
-  for (int64_t k = 1; k < size; ++k) max = x[k] > max ? x[k] : max;
+  if (full > 0) {
+    T lane[kLanes];
+    for (int64_t j = 0; j < kLanes; ++j) lane[j] = x[j];
+    for (int64_t k = kLanes; k < full; k += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) lane[j] = x[k + j] > lane[j] ? x[k + j] : lane[j];
+    }
+    for (int64_t j = 0; j < kLanes; ++j) max = lane[j] > max ? lane[j] : max;
+  }
+  for (int64_t k = full; k < size; ++k) max = x[k] > max ? x[k] : max;
+  return max;
+}
+
+// sum(a[k] * b[k]) in double, or sum(a[k]) when b is null.
+template <typename T>
+inline double row_sum(const T* a, const T* b, int64_t size) {
+  const int64_t full = size / kLanes * kLanes;
+  double lane[kLanes] = {};
+  if (b == nullptr) {
+    for (int64_t k = 0; k < full; k += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) lane[j] += static_cast<double>(a[k + j]);
+    }
+  } else {
+    for (int64_t k = 0; k < full; k += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) {
+        lane[j] += static_cast<double>(a[k + j]) * static_cast<double>(b[k + j]);
+      }
+    }
+  }
+  double sum = 0.0;
+  for (int64_t j = 0; j < kLanes; ++j) sum += lane[j];
+  for (int64_t k = full; k < size; ++k) {
+    sum += static_cast<double>(a[k]) * (b == nullptr ? 1.0 : static_cast<double>(b[k]));
+  }
+  return sum;
+}
+
+// One contiguous row x[0, size) into y[0, size). y may be x.
+template <typename T>
+STRATA_VECTOR_CLONES void softmax_row(T* y, const T* x, int64_t size, bool log) {
+  const T max = row_max(x, size);
   double sum = 0.0;
   if (log) {
-    for (int64_t k = 0; k < size; ++k) sum += static_cast<double>(std::exp(x[k] - max));
+    // The exponentials go to a stack buffer, not y: the last loop still reads x.
+    T e[kExpBlock];
+    for (int64_t k0 = 0; k0 < size; k0 += kExpBlock) {
+      const int64_t width = std::min(kExpBlock, size - k0);
+      for (int64_t k = 0; k < width; ++k) e[k] = vecmath::exp(x[k0 + k] - max);
+      sum += row_sum<T>(e, nullptr, width);
+    }
     // NOTE: (x - max) - log(sum), not x - (max + log(sum)): with logits near 1000 the
     // latter rounds the shift to float32's spacing there (6e-5) and loses digits.
     const T log_sum = static_cast<T>(std::log(sum));
     for (int64_t k = 0; k < size; ++k) y[k] = (x[k] - max) - log_sum;
   } else {
-    for (int64_t k = 0; k < size; ++k) {
-      const T e = std::exp(x[k] - max);
-      y[k] = e;
-      sum += static_cast<double>(e);
-    }
+    for (int64_t k = 0; k < size; ++k) y[k] = vecmath::exp(x[k] - max);
+    sum = row_sum<T>(y, nullptr, size);
     const T scale = static_cast<T>(1.0 / sum);
     for (int64_t k = 0; k < size; ++k) y[k] *= scale;
   }
@@ -47,7 +100,8 @@ void softmax_row(T* y, const T* x, int64_t size, bool log) {
 
 // Columns [0, width) of a [size, inner] slice starting at x (rows `inner` apart).
 template <typename T>
-void softmax_columns(T* y, const T* x, int64_t size, int64_t inner, int64_t width, bool log) {
+STRATA_VECTOR_CLONES void softmax_columns(T* y, const T* x, int64_t size, int64_t inner,
+                                          int64_t width, bool log) {
   T max[kColumnBlock];
   double sum[kColumnBlock];
   for (int64_t j = 0; j < width; ++j) {
@@ -62,7 +116,7 @@ void softmax_columns(T* y, const T* x, int64_t size, int64_t inner, int64_t widt
     const T* row = x + k * inner;
     T* out = y + k * inner;
     for (int64_t j = 0; j < width; ++j) {
-      const T e = std::exp(row[j] - max[j]);
+      const T e = vecmath::exp(row[j] - max[j]);
       if (!log) out[j] = e;
       sum[j] += static_cast<double>(e);
     }
@@ -87,22 +141,20 @@ void softmax_columns(T* y, const T* x, int64_t size, int64_t inner, int64_t widt
 // log-softmax: dx = g - exp(y) * sum(g)
 
 template <typename T>
-void softmax_backward_row(T* dx, const T* g, const T* y, int64_t size, bool log) {
-  double sum = 0.0;
+STRATA_VECTOR_CLONES void softmax_backward_row(T* dx, const T* g, const T* y, int64_t size,
+                                              bool log) {
   if (log) {
-    for (int64_t k = 0; k < size; ++k) sum += static_cast<double>(g[k]);
-    const T s = static_cast<T>(sum);
-    for (int64_t k = 0; k < size; ++k) dx[k] = g[k] - std::exp(y[k]) * s;
+    const T s = static_cast<T>(row_sum<T>(g, nullptr, size));
+    for (int64_t k = 0; k < size; ++k) dx[k] = g[k] - vecmath::exp(y[k]) * s;
   } else {
-    for (int64_t k = 0; k < size; ++k) sum += static_cast<double>(g[k]) * static_cast<double>(y[k]);
-    const T s = static_cast<T>(sum);
+    const T s = static_cast<T>(row_sum(g, y, size));
     for (int64_t k = 0; k < size; ++k) dx[k] = y[k] * (g[k] - s);
   }
 }
 
 template <typename T>
-void softmax_backward_columns(T* dx, const T* g, const T* y, int64_t size, int64_t inner,
-                              int64_t width, bool log) {
+STRATA_VECTOR_CLONES void softmax_backward_columns(T* dx, const T* g, const T* y, int64_t size,
+                                                  int64_t inner, int64_t width, bool log) {
   double sum[kColumnBlock];
   for (int64_t j = 0; j < width; ++j) sum[j] = 0.0;
   for (int64_t k = 0; k < size; ++k) {
@@ -123,7 +175,7 @@ void softmax_backward_columns(T* dx, const T* g, const T* y, int64_t size, int64
     const T* yk = y + k * inner;
     T* dk = dx + k * inner;
     if (log) {
-      for (int64_t j = 0; j < width; ++j) dk[j] = gk[j] - std::exp(yk[j]) * s[j];
+      for (int64_t j = 0; j < width; ++j) dk[j] = gk[j] - vecmath::exp(yk[j]) * s[j];
     } else {
       for (int64_t j = 0; j < width; ++j) dk[j] = yk[j] * (gk[j] - s[j]);
     }
