@@ -4,13 +4,19 @@
 // variable; a direct run falls back to the source tree's tests/data).
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "strata/strata.h"
+#include "test_util.h"
 
 namespace strata::test {
 
@@ -60,5 +66,34 @@ class Fixture {
   std::string file_;
   std::map<std::string, Tensor> tensors_;
 };
+
+// Runs the fixture case `name` in `dtype`: inputs name_<k> (converted to dtype; those listed in
+// grad_of require grad), upstream gradient name_g, and compares fn's output with name_out and
+// the inputs' gradients with name_grad_<k>, within `tol`.
+inline void expect_fixture_case(const Fixture& f, const std::string& name,
+                                const std::vector<std::string>& inputs,
+                                const std::vector<std::string>& grad_of,
+                                const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                                DType dtype, Tolerance tol) {
+  SCOPED_TRACE(name + " " + dtype_name(dtype));
+  std::vector<Tensor> leaves;
+  std::vector<bool> wants;
+  for (const auto& k : inputs) {
+    Tensor t = f[name + "_" + k].to(dtype).clone();
+    const bool want = std::find(grad_of.begin(), grad_of.end(), k) != grad_of.end();
+    if (want) t.set_requires_grad(true);
+    leaves.push_back(t);
+    wants.push_back(want);
+  }
+  Tensor out = fn(leaves);
+  EXPECT_EQ(out.dtype(), dtype);
+  expect_close(out, f[name + "_out"], tol.rtol, tol.atol);
+  out.backward(f[name + "_g"].to(dtype));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!wants[i]) continue;
+    SCOPED_TRACE("gradient of " + inputs[i]);
+    expect_close(leaves[i].grad(), f[name + "_grad_" + inputs[i]], tol.rtol, tol.atol);
+  }
+}
 
 }  // namespace strata::test

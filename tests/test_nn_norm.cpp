@@ -45,32 +45,10 @@ Tensor from_fixture(const std::string& name, DType dtype) {
   return fixture()[name].to(dtype).clone();
 }
 
-// Runs the fixture case `name` in `dtype`: inputs name_<k>, upstream gradient name_g, output
-// name_out and gradients name_grad_<k> of the inputs listed in grad_of.
 void expect_fixture_case(const std::string& name, const std::vector<std::string>& inputs,
                          const std::vector<std::string>& grad_of,
                          const std::function<Tensor(In)>& fn, DType dtype) {
-  SCOPED_TRACE(name + " " + dtype_name(dtype));
-  const Fixture& f = fixture();
-  const Tolerance tol = tolerance_for(dtype);
-  std::vector<Tensor> leaves;
-  std::vector<bool> wants;
-  for (const auto& k : inputs) {
-    Tensor t = from_fixture(name + "_" + k, dtype);
-    const bool want = std::find(grad_of.begin(), grad_of.end(), k) != grad_of.end();
-    if (want) t.set_requires_grad(true);
-    leaves.push_back(t);
-    wants.push_back(want);
-  }
-  Tensor out = fn(leaves);
-  EXPECT_EQ(out.dtype(), dtype);
-  expect_close(out, f[name + "_out"], tol.rtol, tol.atol);
-  out.backward(f[name + "_g"].to(dtype));
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!wants[i]) continue;
-    SCOPED_TRACE("gradient of " + inputs[i]);
-    expect_close(leaves[i].grad(), f[name + "_grad_" + inputs[i]], tol.rtol, tol.atol);
-  }
+  test::expect_fixture_case(fixture(), name, inputs, grad_of, fn, dtype, tolerance_for(dtype));
 }
 
 // ---- batch_norm in training ---------------------------------------------------------------------
