@@ -12,6 +12,7 @@
 #include "strata/nn/layers.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/module.h"
+#include "strata/nn/recurrent.h"
 #include "strata/ops.h"
 #include "strata/shape.h"
 #include "strata/tensor.h"
