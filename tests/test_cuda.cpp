@@ -58,20 +58,6 @@ std::string shape_tag(const Shape& shape) {
   return tag.empty() ? "scalar" : tag;
 }
 
-// Random host tensor: floats uniform in [lo, hi); integers are those values floored; bool is
-// value > 0. Seeds come from the case so every case is reproducible.
-Tensor host_random(const Shape& shape, DType dtype, uint32_t seed, double lo = -2.0,
-                   double hi = 2.0) {
-  std::vector<double> values =
-      test::uniform_values(static_cast<size_t>(numel_of(shape)), lo, hi, seed);
-  if (dtype == kInt64 || dtype == kUInt8) {
-    for (double& v : values) v = std::floor(v);
-  } else if (dtype == kBool) {
-    for (double& v : values) v = v > 0 ? 1.0 : 0.0;
-  }
-  return from_vector<double>(values, shape).to(dtype);
-}
-
 Tensor host_index(const std::vector<int64_t>& values, const Shape& shape = {}) {
   return from_vector<int64_t>(values, shape.empty() ? Shape{static_cast<int64_t>(values.size())}
                                                     : shape);
@@ -99,23 +85,12 @@ std::vector<ParityCase> parity_cases() {
   uint32_t seed = 1;
   auto add_case = [&](std::string name, std::function<Inputs()> inputs, OpFn op,
                       test::Tolerance tol) {
-    for (char& ch : name) {
-      if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-    }
-    while (!names.insert(name).second) name += "_";  // GoogleTest needs unique names
-    cases.push_back({std::move(name), std::move(inputs), std::move(op), tol});
+    cases.push_back({test::unique_case_name(std::move(name), names), std::move(inputs),
+                     std::move(op), tol});
   };
   // Inputs of random tensors with these shapes and dtypes.
   auto randoms = [&](std::vector<Shape> shapes, DType dtype, double lo = -2.0, double hi = 2.0) {
-    const uint32_t base = seed;
-    seed += static_cast<uint32_t>(shapes.size());
-    return [=] {
-      Inputs in;
-      for (size_t i = 0; i < shapes.size(); ++i) {
-        in.push_back(host_random(shapes[i], dtype, base + static_cast<uint32_t>(i), lo, hi));
-      }
-      return in;
-    };
+    return test::random_inputs(std::move(shapes), dtype, seed, lo, hi);
   };
 
   const std::vector<DType> floats = {kFloat32, kFloat64};

@@ -47,11 +47,10 @@ struct Tf32Guard {
 
 // ---- host data -------------------------------------------------------------------------------
 
-// Random host tensor, uniform in [lo, hi), from a fixed seed (not Strata's generator).
+// The table's default input range.
 Tensor host_random(const Shape& shape, DType dtype, uint32_t seed, double lo = -1.0,
                    double hi = 1.0) {
-  const size_t n = static_cast<size_t>(numel_of(shape));
-  return from_vector<double>(test::uniform_values(n, lo, hi, seed), shape).to(dtype);
+  return test::host_random(shape, dtype, seed, lo, hi);
 }
 
 // Integers in [0, count), as floats of `dtype` (max pooling full of ties).
@@ -119,24 +118,12 @@ std::vector<NnCase> nn_cases() {
   uint32_t seed = 1000;
   auto add = [&](std::string name, std::function<Inputs()> inputs, std::vector<size_t> grads,
                  OpFn op, test::Tolerance tol, test::Tolerance grad_tol) {
-    for (char& ch : name) {
-      if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-    }
-    while (!names.insert(name).second) name += "_";  // GoogleTest needs unique names
-    cases.push_back({std::move(name), std::move(inputs), std::move(grads), std::move(op), tol,
-                     grad_tol});
+    cases.push_back({test::unique_case_name(std::move(name), names), std::move(inputs),
+                     std::move(grads), std::move(op), tol, grad_tol});
   };
   // Inputs of random tensors with these shapes (uniform in [lo, hi)).
   auto randoms = [&](std::vector<Shape> shapes, DType dtype, double lo = -1.0, double hi = 1.0) {
-    const uint32_t base = seed;
-    seed += static_cast<uint32_t>(shapes.size());
-    return [=] {
-      Inputs in;
-      for (size_t i = 0; i < shapes.size(); ++i) {
-        in.push_back(host_random(shapes[i], dtype, base + static_cast<uint32_t>(i), lo, hi));
-      }
-      return in;
-    };
+    return test::random_inputs(std::move(shapes), dtype, seed, lo, hi);
   };
   auto one = [](Tensor t) { return Outputs{std::move(t)}; };
 
