@@ -16,6 +16,7 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "scalar_arith.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 #include "vec_math.h"
@@ -58,99 +59,21 @@ To convert(From value) {
 }
 
 // ---- scalar operations ---------------------------------------------------------------------
-// Integer arithmetic wraps (through uint64_t, so overflow is defined); bool arithmetic is
-// logical. Integer division by zero gives 0 (the op layer never asks for it: it promotes).
-
-template <typename T>
-uint64_t as_bits(T x) {
-  return static_cast<uint64_t>(x);
-}
-
-template <typename T>
-T wrap(uint64_t bits) {
-  return static_cast<T>(bits);
-}
-
-template <typename T>
-T add_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) return x || y;
-  else if constexpr (std::is_integral_v<T>) return wrap<T>(as_bits(x) + as_bits(y));
-  else return x + y;
-}
-
-template <typename T>
-T sub_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) return x != y;
-  else if constexpr (std::is_integral_v<T>) return wrap<T>(as_bits(x) - as_bits(y));
-  else return x - y;
-}
-
-template <typename T>
-T mul_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) return x && y;
-  else if constexpr (std::is_integral_v<T>) return wrap<T>(as_bits(x) * as_bits(y));
-  else return x * y;
-}
-
-template <typename T>
-T negate(T x) {
-  if constexpr (std::is_same_v<T, bool>) return x;
-  else if constexpr (std::is_integral_v<T>) return wrap<T>(uint64_t{0} - as_bits(x));
-  else return -x;
-}
-
-template <typename T>
-T div_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return y && x;
-  } else if constexpr (std::is_integral_v<T>) {
-    if (y == 0) return T(0);
-    if constexpr (std::is_signed_v<T>) {
-      if (y == T(-1)) return negate(x);  // INT64_MIN / -1 overflows
-    }
-    return static_cast<T>(x / y);
-  } else {
-    return x / y;
-  }
-}
-
-// Integer power by squaring; a negative exponent gives 0 except for bases 1 and -1.
-template <typename T>
-T integer_pow(T base, T exponent) {
-  if constexpr (std::is_signed_v<T>) {
-    if (exponent < 0) {
-      if (base == 1) return T(1);
-      if (base == -1) return (exponent % 2 == 0) ? T(1) : T(-1);
-      return T(0);
-    }
-  }
-  T result = T(1);
-  while (exponent != 0) {
-    if (exponent & 1) result = mul_values(result, base);
-    base = mul_values(base, base);
-    exponent = static_cast<T>(exponent >> 1);
-  }
-  return result;
-}
+// The arithmetic both backends share (core/src/scalar_arith.h).
+using scalar::add_values;
+using scalar::div_values;
+using scalar::integer_pow;
+using scalar::max_values;
+using scalar::min_values;
+using scalar::mul_values;
+using scalar::negate;
+using scalar::sub_values;
 
 template <typename T>
 T pow_values(T x, T y) {
   if constexpr (std::is_same_v<T, bool>) return x || !y;
   else if constexpr (std::is_integral_v<T>) return integer_pow(x, y);
   else return std::pow(x, y);
-}
-
-// NaN propagates: if either operand is NaN the result is NaN (as torch.maximum).
-template <typename T>
-T max_values(T x, T y) {
-  if constexpr (std::is_floating_point_v<T>) return (std::isnan(x) || x > y) ? x : y;
-  else return x > y ? x : y;
-}
-
-template <typename T>
-T min_values(T x, T y) {
-  if constexpr (std::is_floating_point_v<T>) return (std::isnan(x) || x < y) ? x : y;
-  else return x < y ? x : y;
 }
 
 template <typename T>

@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
+#include "scalar_arith.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -55,69 +56,15 @@ __host__ __device__ To convert(From value) {
   }
 }
 
-// Integer arithmetic wraps (through uint64_t); bool arithmetic is logical.
-template <typename T>
-__device__ T add_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) return x || y;
-  else if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<uint64_t>(x) + static_cast<uint64_t>(y));
-  else return x + y;
-}
-
-template <typename T>
-__device__ T sub_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) return x != y;
-  else if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<uint64_t>(x) - static_cast<uint64_t>(y));
-  else return x - y;
-}
-
-template <typename T>
-__device__ T mul_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) return x && y;
-  else if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<uint64_t>(x) * static_cast<uint64_t>(y));
-  else return x * y;
-}
-
-template <typename T>
-__device__ T negate(T x) {
-  if constexpr (std::is_same_v<T, bool>) return x;
-  else if constexpr (std::is_integral_v<T>) return static_cast<T>(uint64_t{0} - static_cast<uint64_t>(x));
-  else return -x;
-}
-
-// Integer division by zero gives 0; INT64_MIN / -1 wraps.
-template <typename T>
-__device__ T div_values(T x, T y) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return y && x;
-  } else if constexpr (std::is_integral_v<T>) {
-    if (y == 0) return T(0);
-    if constexpr (std::is_signed_v<T>) {
-      if (y == T(-1)) return negate(x);
-    }
-    return static_cast<T>(x / y);
-  } else {
-    return x / y;
-  }
-}
-
-// Integer power by squaring; a negative exponent gives 0 except for bases 1 and -1.
-template <typename T>
-__device__ T integer_pow(T base, T exponent) {
-  if constexpr (std::is_signed_v<T>) {
-    if (exponent < 0) {
-      if (base == 1) return T(1);
-      if (base == -1) return (exponent % 2 == 0) ? T(1) : T(-1);
-      return T(0);
-    }
-  }
-  T result = T(1);
-  while (exponent != 0) {
-    if (exponent & 1) result = mul_values(result, base);
-    base = mul_values(base, base);
-    exponent = static_cast<T>(exponent >> 1);
-  }
-  return result;
-}
+// The arithmetic both backends share (core/src/scalar_arith.h).
+using scalar::add_values;
+using scalar::div_values;
+using scalar::integer_pow;
+using scalar::max_values;
+using scalar::min_values;
+using scalar::mul_values;
+using scalar::negate;
+using scalar::sub_values;
 
 template <typename T>
 __device__ T pow_values(T x, T y) {
@@ -125,19 +72,6 @@ __device__ T pow_values(T x, T y) {
   else if constexpr (std::is_integral_v<T>) return integer_pow(x, y);
   else if constexpr (std::is_same_v<T, float>) return powf(x, y);
   else return pow(x, y);
-}
-
-// NaN propagates from either operand (as torch.maximum).
-template <typename T>
-__device__ T max_values(T x, T y) {
-  if constexpr (std::is_floating_point_v<T>) return (x != x || x > y) ? x : y;
-  else return x > y ? x : y;
-}
-
-template <typename T>
-__device__ T min_values(T x, T y) {
-  if constexpr (std::is_floating_point_v<T>) return (x != x || x < y) ? x : y;
-  else return x < y ? x : y;
 }
 
 template <typename T>

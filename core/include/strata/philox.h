@@ -7,11 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define STRATA_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define STRATA_HOST_DEVICE inline
-#endif
+#include "strata/detail/host_device.h"
 
 namespace strata::philox {
 
