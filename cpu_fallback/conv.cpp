@@ -15,10 +15,10 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstdint>
 #include <vector>
 
+#include "blas.h"
 #include "cpu_backend.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
@@ -62,26 +62,6 @@ ConvShape conv_shape(const Tensor& x, const Tensor& w, const Tensor& out_like,
              params.pad_h == 0 && params.pad_w == 0;
   g.params = params;
   return g;
-}
-
-int blas_int(int64_t value) {
-  STRATA_ASSERT(value >= 0 && value <= INT_MAX, "cpu conv2d: size ", value,
-                " does not fit BLAS's 32-bit int");
-  return static_cast<int>(value);
-}
-
-// Row-major C [m, n] = op(A) @ op(B) (+ C when accumulate).
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const float* a,
-          int64_t lda, const float* b, int64_t ldb, bool accumulate, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, blas_int(m), blas_int(n), blas_int(k), 1.0f, a,
-              blas_int(lda), b, blas_int(ldb), accumulate ? 1.0f : 0.0f, c, blas_int(ldc));
-}
-
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k,
-          const double* a, int64_t lda, const double* b, int64_t ldb, bool accumulate, double* c,
-          int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, blas_int(m), blas_int(n), blas_int(k), 1.0, a,
-              blas_int(lda), b, blas_int(ldb), accumulate ? 1.0 : 0.0, c, blas_int(ldc));
 }
 
 // Per-thread scratch memory kept between calls (slots 0, 1 and 2 are distinct buffers), so a

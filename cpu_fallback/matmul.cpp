@@ -5,14 +5,12 @@
 // broadcast or sliced inner dim) is first copied to a contiguous temporary. When b is shared
 // by every batch (batch stride 0) and a's batches stack into one matrix, the whole batch is a
 // single [B*M, K] x [K, N] GEMM.
-#include <cblas.h>
-
 #include <algorithm>
-#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "blas.h"
 #include "cpu_backend.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
@@ -39,24 +37,6 @@ MatrixLayout layout_of(int64_t rows, int64_t cols, int64_t row_stride, int64_t c
     return {true, CblasTrans, cols <= 1 ? min_col_major_ld : col_stride};
   }
   return {false, CblasNoTrans, min_row_major_ld};
-}
-
-int blas_int(int64_t value) {
-  STRATA_ASSERT(value >= 0 && value <= INT_MAX, "cpu matmul: size ", value,
-                " does not fit BLAS's 32-bit int");
-  return static_cast<int>(value);
-}
-
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k,
-          const float* a, int64_t lda, const float* b, int64_t ldb, bool accumulate, float* c) {
-  cblas_sgemm(CblasRowMajor, ta, tb, blas_int(m), blas_int(n), blas_int(k), 1.0f, a,
-              blas_int(lda), b, blas_int(ldb), accumulate ? 1.0f : 0.0f, c, blas_int(n));
-}
-
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k,
-          const double* a, int64_t lda, const double* b, int64_t ldb, bool accumulate, double* c) {
-  cblas_dgemm(CblasRowMajor, ta, tb, blas_int(m), blas_int(n), blas_int(k), 1.0, a,
-              blas_int(lda), b, blas_int(ldb), accumulate ? 1.0 : 0.0, c, blas_int(n));
 }
 
 // Copies the rows x cols matrix at src (strides in elements) to row-major dst.
@@ -92,7 +72,7 @@ void matmul_typed(const Tensor& out, const Tensor& a, const Tensor& b, bool accu
       const MatrixLayout stacked = layout_of(batch * m, k, stacked_row_stride, sa[2]);
       if (stacked.in_place) {
         gemm(stacked.trans, b_layout.trans, batch * m, n, k, a_data, stacked.ld, b_data,
-             b_layout.ld, accumulate, c);
+             b_layout.ld, accumulate, c, n);
         return;
       }
     }
@@ -113,7 +93,7 @@ void matmul_typed(const Tensor& out, const Tensor& a, const Tensor& b, bool accu
       b_matrix = b_copy.data();
     }
     gemm(a_layout.trans, b_layout.trans, m, n, k, a_matrix, a_layout.ld, b_matrix, b_layout.ld,
-         accumulate, c + i * m * n);
+         accumulate, c + i * m * n, n);
   }
 }
 
