@@ -87,6 +87,16 @@ class CpuBackend final : public Backend {
                            const Tensor& weight, const Tensor& save_mean,
                            const Tensor& save_invstd) override;
 
+  // rnn.cpp
+  void rnn_forward(const RnnParams& params, const std::vector<Tensor>& weights, const Tensor& x,
+                   const Tensor& hx, const Tensor& cx, const Tensor& y, const Tensor& hy,
+                   const Tensor& cy, Tensor* reserve) override;
+  void rnn_backward(const RnnParams& params, const std::vector<Tensor>& weights, const Tensor& x,
+                    const Tensor& hx, const Tensor& cx, const Tensor& y, const Tensor& reserve,
+                    const Tensor& dy, const Tensor& dhy, const Tensor& dcy, const Tensor& dx,
+                    const Tensor& dhx, const Tensor& dcx,
+                    const std::vector<Tensor>& dweights) override;
+
   // random.cpp
   void random_uniform(const Tensor& out, double low, double high, uint64_t seed,
                       uint64_t offset) override;

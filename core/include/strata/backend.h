@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "strata/device.h"
 #include "strata/dtype.h"
@@ -61,6 +62,37 @@ struct Pool2dParams {
 // alpha of Elu and the beta of Softplus (which, as PyTorch's, is linear where beta*x > 20);
 // the others ignore it. Gelu is the exact (erf) form.
 enum class Activation : uint8_t { Relu, Sigmoid, Tanh, LeakyRelu, Elu, Softplus, Gelu };
+
+// The recurrence of a stack of recurrent layers (see rnn_forward):
+// - Tanh / Relu (Elman): h' = act(W_ih x + b_ih + W_hh h + b_hh).
+// - Lstm: gates i, f, g, o = chunks of W_ih x + b_ih + W_hh h + b_hh; c' = σ(f) c + σ(i)
+//   tanh(g), h' = σ(o) tanh(c').
+// - Gru: r, z, n chunks; r = σ(x_r + h_r), z = σ(x_z + h_z), n = tanh(x_n + r ⊙ h_n),
+//   h' = (1 - z) n + z h, where x_* = chunks of W_ih x + b_ih and h_* of W_hh h + b_hh.
+enum class RnnMode : uint8_t { Tanh, Relu, Lstm, Gru };
+
+// The number of gate blocks in a weight's rows: 4 for Lstm, 3 for Gru, else 1.
+constexpr int64_t rnn_gate_count(RnnMode mode) {
+  return mode == RnnMode::Lstm ? 4 : mode == RnnMode::Gru ? 3 : 1;
+}
+
+// A stack of num_layers layers over a time-major batch x [seq_len, batch, input_size]. Layer
+// l > 0 reads layer l-1's output (hidden_size * directions features). With bidirectional, each
+// layer runs a forward and a reverse direction and concatenates their outputs per step
+// (forward first). `lengths`, when not empty, gives each batch row's length (1..seq_len, any
+// order): row b is read at steps [0, lengths[b]) only; the reverse direction starts at step
+// lengths[b]-1; its outputs at steps >= lengths[b] are zero and its final state is the one
+// after its last valid step (PyTorch's packed-sequence semantics).
+struct RnnParams {
+  RnnMode mode = RnnMode::Lstm;
+  int64_t seq_len = 0, batch = 0, input_size = 0, hidden_size = 0;
+  int64_t num_layers = 1;
+  bool bidirectional = false;
+  std::vector<int64_t> lengths;  // empty: every row has seq_len steps
+
+  int64_t directions() const { return bidirectional ? 2 : 1; }
+  int64_t gates() const { return rnn_gate_count(mode); }
+};
 
 class Backend {
  public:
@@ -178,6 +210,29 @@ class Backend {
                                    const Tensor& grad_bias, const Tensor& grad_out,
                                    const Tensor& x, const Tensor& weight,
                                    const Tensor& save_mean, const Tensor& save_invstd) = 0;
+
+  // ---- recurrent stacks (float32/float64; every tensor contiguous) ----------------------
+  // `weights` holds 4 tensors per (layer, direction), layer-major, forward direction first:
+  // w_ih [G*H, in_l], w_hh [G*H, H], b_ih [G*H], b_hh [G*H] with G = params.gates(), H =
+  // hidden_size and in_l = input_size for layer 0, D*H above (D = directions). Biases are both
+  // defined or both undefined (no bias). hx (and cx, Lstm only; undefined otherwise) are
+  // [L*D, B, H], indexed layer * D + direction; they are always defined.
+  // Writes y [T, B, D*H] (the last layer's outputs), hy and cy [L*D, B, H] (the final states;
+  // cy undefined unless Lstm). When `reserve` is not null (training), the backend also puts
+  // into *reserve a tensor of its own layout holding what rnn_backward needs.
+  virtual void rnn_forward(const RnnParams& params, const std::vector<Tensor>& weights,
+                           const Tensor& x, const Tensor& hx, const Tensor& cx, const Tensor& y,
+                           const Tensor& hy, const Tensor& cy, Tensor* reserve) = 0;
+  // The gradients of rnn_forward's outputs with respect to x, hx, cx and every weight, from
+  // dy [T, B, D*H] and dhy, dcy [L*D, B, H] (dcy defined only for Lstm; entries of dy at
+  // padded steps are ignored). dx, dhx, dcx and the dweights (one per weight, undefined where
+  // the weight is) are overwritten; dx is zero at padded steps. x, hx, cx, y and `reserve` are
+  // rnn_forward's own.
+  virtual void rnn_backward(const RnnParams& params, const std::vector<Tensor>& weights,
+                            const Tensor& x, const Tensor& hx, const Tensor& cx, const Tensor& y,
+                            const Tensor& reserve, const Tensor& dy, const Tensor& dhy,
+                            const Tensor& dcy, const Tensor& dx, const Tensor& dhx,
+                            const Tensor& dcx, const std::vector<Tensor>& dweights) = 0;
 
   // ---- random (contiguous out; element i uses Philox block offset + i, see philox.h) ------
   // Uniform in [low, high), float32/float64.

@@ -13,6 +13,7 @@
 #include "strata/nn/loss.h"
 #include "strata/nn/module.h"
 #include "strata/nn/recurrent.h"
+#include "strata/nn/utils.h"
 #include "strata/ops.h"
 #include "strata/shape.h"
 #include "strata/tensor.h"
