@@ -16,8 +16,10 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "strata/strata.h"
@@ -237,8 +239,11 @@ struct SgdMomentum {
   }
 };
 
+// `batch_dim`: the input axis that holds the batch (labels: one per row of it); 1 for the
+// time-major sequences of the recurrent rows.
 void bench_train_step(const Options& opt, strata::Device device, const std::string& name,
-                      nn::Module& net, const strata::Shape& input_shape, int64_t classes) {
+                      nn::Module& net, const strata::Shape& input_shape, int64_t classes,
+                      size_t batch_dim = 0) {
   strata::Backend& backend = strata::backend_for(device);
   const std::string dev = device.is_cpu() ? "cpu" : "cuda";
   net.to(device);
@@ -246,7 +251,8 @@ void bench_train_step(const Options& opt, strata::Device device, const std::stri
   strata::Generator gen(7);
   const auto options = strata::TensorOptions().device(device);
   const strata::Tensor x = strata::randn(input_shape, options, &gen);
-  const strata::Tensor y = strata::randint(0, classes, {input_shape[0]}, options.dtype(strata::kInt64), &gen);
+  const strata::Tensor y =
+      strata::randint(0, classes, {input_shape[batch_dim]}, options.dtype(strata::kInt64), &gen);
   SgdMomentum sgd(net.parameters());
   double first_loss = 0.0, last_loss = 0.0;
   auto step = [&]() {
@@ -270,6 +276,22 @@ void bench_train_step(const Options& opt, strata::Device device, const std::stri
   report("strata." + dev + "." + name, s * 1e3, "ms");
 }
 
+// Sequence classifier: a one-layer LSTM over a time-major [T, B, 64] sequence; the last
+// layer's final hidden state h_n [B, 256] goes through Linear(256, 10).
+struct LstmClassifier : nn::Module {
+  std::shared_ptr<nn::LSTM> lstm;
+  std::shared_ptr<nn::Linear> fc;
+  LstmClassifier() : Module("LstmClassifier") {
+    lstm = register_module("lstm", std::make_shared<nn::LSTM>(64, 256));
+    fc = register_module("fc", std::make_shared<nn::Linear>(256, 10));
+  }
+  strata::Tensor forward(const strata::Tensor& x) override {
+    const auto [output, state] = lstm->forward(x, {strata::Tensor(), strata::Tensor()});
+    const strata::Tensor& h_n = std::get<0>(state);  // [num_layers, B, 256]
+    return fc->forward(h_n.select(0, h_n.size(0) - 1));
+  }
+};
+
 void bench_train(const Options& opt, strata::Device device) {
   {
     nn::Sequential mlp(nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(),
@@ -288,6 +310,10 @@ void bench_train(const Options& opt, strata::Device device) {
                          nn::Conv2d(64, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
                          nn::Linear(64 * 8 * 8, 512), nn::ReLU(), nn::Linear(512, 10));
     bench_train_step(opt, device, "train_cifar_cnn_b64", cifar, {64, 3, 32, 32}, 10);
+  }
+  {
+    LstmClassifier lstm;  // seq 32, batch 32, input 64, hidden 256
+    bench_train_step(opt, device, "train_lstm_b32", lstm, {32, 32, 64}, 10, /*batch_dim=*/1);
   }
 }
 

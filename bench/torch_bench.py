@@ -102,12 +102,13 @@ def bench_two_ops_backward(args, device, results):
     report(results, f"torch.{device.type}.mul_add_sum_backward_f32_1elem", s * 1e6, "us")
 
 
-def bench_train_step(args, device, results, name, net, input_shape, classes):
-    """One step: forward, cross-entropy, backward, SGD momentum 0.9 lr 0.01 (as strata_bench)."""
+def bench_train_step(args, device, results, name, net, input_shape, classes, batch_dim=0):
+    """One step: forward, cross-entropy, backward, SGD momentum 0.9 lr 0.01 (as strata_bench).
+    batch_dim: the input axis holding the batch (one label per row); 1 for time-major sequences."""
     net = net.to(device).train()
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(*input_shape, generator=gen).to(device)
-    y = torch.randint(0, classes, (input_shape[0],), generator=gen).to(device)
+    y = torch.randint(0, classes, (input_shape[batch_dim],), generator=gen).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 
     def step():
@@ -131,6 +132,20 @@ def bench_train_step(args, device, results, name, net, input_shape, classes):
     report(results, f"torch.{device.type}.{name}", s * 1e3, "ms")
 
 
+class LstmClassifier(torch.nn.Module):
+    """A one-layer LSTM over a time-major [T, B, 64] sequence; the last layer's h_n [B, 256]
+    goes through Linear(256, 10) (as strata_bench's LstmClassifier)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(64, 256)
+        self.fc = torch.nn.Linear(256, 10)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x)
+        return self.fc(h_n[-1])
+
+
 def bench_train(args, device, results):
     nn = torch.nn
     mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
@@ -146,6 +161,9 @@ def bench_train(args, device, results):
                           nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Flatten(), nn.Linear(64 * 8 * 8, 512), nn.ReLU(), nn.Linear(512, 10))
     bench_train_step(args, device, results, "train_cifar_cnn_b64", cifar, (64, 3, 32, 32), 10)
+    # seq 32, batch 32, input 64, hidden 256
+    bench_train_step(args, device, results, "train_lstm_b32", LstmClassifier(), (32, 32, 64), 10,
+                     batch_dim=1)
 
 
 def run_all(args, device, results):
