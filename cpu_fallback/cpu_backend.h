@@ -87,6 +87,10 @@ class CpuBackend final : public Backend {
                            const Tensor& weight, const Tensor& save_mean,
                            const Tensor& save_invstd) override;
 
+  // optim.cpp / optim.cu
+  void optimizer_update(const OptimizerUpdate& u, const std::vector<Tensor>& params,
+                        const std::vector<Tensor>& grads,
+                        const std::vector<std::vector<Tensor>>& state) override;
   // rnn.cpp
   void rnn_forward(const RnnParams& params, const std::vector<Tensor>& weights, const Tensor& x,
                    const Tensor& hx, const Tensor& cx, const Tensor& y, const Tensor& hy,

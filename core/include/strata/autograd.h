@@ -33,6 +33,19 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Turns recording on for its scope, whatever the caller's mode: an optimizer's step() runs
+// under NoGradGuard but calls the loss closure with gradients on (torch.enable_grad).
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : previous_(GradMode::is_enabled()) { GradMode::set_enabled(true); }
+  ~EnableGradGuard() { GradMode::set_enabled(previous_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 namespace autograd {
 
 // Maps the gradient of a node's output to the gradients of its inputs (one per input; an

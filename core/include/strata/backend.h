@@ -94,6 +94,63 @@ struct RnnParams {
   int64_t gates() const { return rnn_gate_count(mode); }
 };
 
+// ---- optimizer updates ------------------------------------------------------------------------
+// The first-order optimizers of strata/optim.h, as one kernel each. The per-parameter state
+// tensors (state[k] of Backend::optimizer_update, zeros on the first step unless noted) are:
+//   Sgd      [momentum_buffer]                 (only read when momentum != 0)
+//   Adagrad  [sum]                             (starts at initial_accumulator_value)
+//   Adadelta [square_avg, acc_delta]
+//   RmsProp  [square_avg, momentum_buffer, grad_avg]  (the last two only read when used)
+//   Adam     [exp_avg, exp_avg_sq, max_exp_avg_sq]    (Adam, AdamW, AMSGrad; the last: amsgrad)
+//   Adamax   [exp_avg, exp_inf]
+//   NAdam    [exp_avg, exp_avg_sq]
+enum class OptimizerKind : uint8_t { Sgd, Adagrad, Adadelta, RmsProp, Adam, Adamax, NAdam };
+
+// The hyperparameters of one update. Per element, with p the parameter, g its gradient and
+// t = steps[i]:
+//   g = maximize ? -g : g
+//   p = p * (1 - lr * decoupled_weight_decay)          (AdamW's decay; 0 leaves p)
+//   g = g + weight_decay * p + l1 * sign(p)            (L2 coupled into the gradient, L1)
+// then, as PyTorch computes them:
+//   Sgd      if momentum != 0: buf = (t == 1 ? g : momentum * buf + (1 - dampening) * g),
+//            g = nesterov ? g + momentum * buf : buf;   p -= lr * g
+//   Adagrad  sum += g²;  p -= lr / (1 + (t - 1) * lr_decay) * g / (√sum + eps)
+//   Adadelta sq = rho sq + (1 - rho) g²;  d = √(acc + eps) / √(sq + eps) * g;
+//            acc = rho acc + (1 - rho) d²;  p -= lr * d
+//   RmsProp  sq = alpha sq + (1 - alpha) g²;  centered: ga = alpha ga + (1 - alpha) g,
+//            avg = √(sq - ga²) + eps, else avg = √sq + eps;
+//            momentum != 0: buf = momentum buf + g / avg, p -= lr buf;  else p -= lr g / avg
+//   Adam     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g²;
+//            amsgrad: vmax = max(vmax, v), v̂ = vmax, else v̂ = v;
+//            p -= lr / (1 - beta1^t) * m / (√v̂ / √(1 - beta2^t) + eps)
+//   Adamax   m = beta1 m + (1 - beta1) g;  u = max(beta2 u, |g| + eps);
+//            p -= lr / (1 - beta1^t) * m / u
+//   NAdam    μ_t = beta1 (1 - ½ 0.96^(t ψ)), μ_{t+1} likewise (ψ = momentum_decay);
+//            m, v as Adam;  d = √(v / (1 - beta2^t)) + eps;
+//            p -= lr (1 - μ_t) / (1 - Π_t) g / d + lr μ_{t+1} / (1 - Π_t μ_{t+1}) m / d
+//            with Π_t = mu_products[i], the product μ_1 ... μ_t (kept by the optimizer).
+struct OptimizerUpdate {
+  OptimizerKind kind = OptimizerKind::Sgd;
+  double lr = 0.0;
+  double weight_decay = 0.0;            // coupled L2
+  double decoupled_weight_decay = 0.0;  // AdamW
+  double l1 = 0.0;
+  bool maximize = false;
+  double momentum = 0.0;    // Sgd, RmsProp
+  double dampening = 0.0;   // Sgd
+  bool nesterov = false;    // Sgd
+  double lr_decay = 0.0;    // Adagrad
+  double rho = 0.9;         // Adadelta
+  double alpha = 0.99;      // RmsProp
+  bool centered = false;    // RmsProp
+  double beta1 = 0.9, beta2 = 0.999;  // Adam, Adamax, NAdam
+  bool amsgrad = false;               // Adam
+  double momentum_decay = 4e-3;       // NAdam
+  double eps = 1e-8;
+  std::vector<int64_t> steps;       // per tensor, >= 1
+  std::vector<double> mu_products;  // NAdam: per tensor, Π_t including μ_t
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -233,6 +290,18 @@ class Backend {
                             const Tensor& reserve, const Tensor& dy, const Tensor& dhy,
                             const Tensor& dcy, const Tensor& dx, const Tensor& dhx,
                             const Tensor& dcx, const std::vector<Tensor>& dweights) = 0;
+
+  // ---- optimizer updates -------------------------------------------------------------------
+  // One update of a list of parameters (one optimizer kind, one set of hyperparameters), in
+  // place: params[i], grads[i] and state[k][i] are contiguous, of one shape per i, float32 or
+  // float64, on this backend's device; grads are only read. u.steps[i] is parameter i's step
+  // count including this one (1 on its first update). The formulas, in order, are
+  // OptimizerUpdate's (below); the CUDA backend runs each dtype as one multi-tensor kernel
+  // launch per up to 320 tensors (the kernel-parameter limit), the CPU backend as vectorized
+  // loops.
+  virtual void optimizer_update(const OptimizerUpdate& u, const std::vector<Tensor>& params,
+                                const std::vector<Tensor>& grads,
+                                const std::vector<std::vector<Tensor>>& state) = 0;
 
   // ---- random (contiguous out; element i uses Philox block offset + i, see philox.h) ------
   // Uniform in [low, high), float32/float64.

@@ -15,6 +15,7 @@
 #include "strata/nn/recurrent.h"
 #include "strata/nn/utils.h"
 #include "strata/ops.h"
+#include "strata/optim.h"
 #include "strata/shape.h"
 #include "strata/tensor.h"
 #include "strata/version.h"
