@@ -30,6 +30,7 @@ WORKLOAD_TEXT = {
     "train_lenet_b64": "LeNet-5 step, batch 64",
     "train_cifar_cnn_b64": "CIFAR CNN step, batch 64",
     "train_lstm_b32": "LSTM 64-256 seq 32 + Linear step, batch 32",
+    "adam_step_mlp": "Adam update of the MLP's 535,818 parameters",
 }
 
 

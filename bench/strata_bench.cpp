@@ -108,6 +108,8 @@ double gflops(int64_t n, double seconds) {
 
 // ---- workloads -------------------------------------------------------------------------------
 
+namespace optim = strata::optim;
+
 void bench_matmul(const Options& opt, strata::Device device) {
   strata::Backend& backend = strata::backend_for(device);
   const std::string dev = device.is_cpu() ? "cpu" : "cuda";
@@ -221,24 +223,6 @@ void bench_two_ops_backward(const Options& opt, strata::Device device) {
 
 namespace nn = strata::nn;
 
-struct SgdMomentum {
-  std::vector<strata::Tensor> params, velocity;
-  double lr = 0.01, momentum = 0.9;
-  explicit SgdMomentum(std::vector<strata::Tensor> p) : params(std::move(p)) {
-    for (const auto& t : params) velocity.push_back(strata::zeros_like(t));
-  }
-  void step() {
-    strata::NoGradGuard no_grad;
-    for (size_t i = 0; i < params.size(); ++i) {
-      velocity[i].mul_(momentum).add_(params[i].grad());
-      params[i].add_(velocity[i], -lr);
-    }
-  }
-  void zero_grad() {
-    for (auto& t : params) t.zero_grad();
-  }
-};
-
 // `batch_dim`: the input axis that holds the batch (labels: one per row of it); 1 for the
 // time-major sequences of the recurrent rows.
 void bench_train_step(const Options& opt, strata::Device device, const std::string& name,
@@ -253,7 +237,7 @@ void bench_train_step(const Options& opt, strata::Device device, const std::stri
   const strata::Tensor x = strata::randn(input_shape, options, &gen);
   const strata::Tensor y =
       strata::randint(0, classes, {input_shape[batch_dim]}, options.dtype(strata::kInt64), &gen);
-  SgdMomentum sgd(net.parameters());
+  optim::SGD sgd(net.parameters(), {.lr = 0.01, .momentum = 0.9});
   double first_loss = 0.0, last_loss = 0.0;
   auto step = [&]() {
     sgd.zero_grad();
@@ -317,13 +301,38 @@ void bench_train(const Options& opt, strata::Device device) {
   }
 }
 
+// One Adam step (the update alone) over the parameters of the MLP 784-512-256-10 (535,818
+// values in 6 tensors), their gradients fixed.
+void bench_adam_step(const Options& opt, strata::Device device) {
+  strata::Backend& backend = strata::backend_for(device);
+  const std::string dev = device.is_cpu() ? "cpu" : "cuda";
+  nn::Sequential mlp(nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(),
+                     nn::Linear(256, 10));
+  mlp.to(device);
+  strata::Generator gen(11);
+  for (strata::Tensor& p : mlp.parameters()) {
+    p.mutable_grad() = strata::randn(p.shape(), strata::TensorOptions().device(device), &gen);
+  }
+  optim::Adam adam(mlp.parameters(), {.lr = 1e-3});
+  const double s = time_per_iteration(
+      [&](int64_t count) {
+        for (int64_t i = 0; i < count; ++i) adam.step();
+        backend.synchronize();
+      },
+      opt.reps, 0.5, 100000);
+  report("strata." + dev + ".adam_step_mlp", s * 1e6, "us");
+}
+
 void run_all(const Options& opt, strata::Device device) {
   if (opt.only.empty() || opt.only == "ops") {
     bench_small_add(opt, device);
     bench_two_ops_backward(opt, device);
     bench_matmul(opt, device);
   }
-  if (opt.only.empty() || opt.only == "train") bench_train(opt, device);
+  if (opt.only.empty() || opt.only == "train") {
+    bench_adam_step(opt, device);
+    bench_train(opt, device);
+  }
 }
 
 void print_table() {

@@ -146,6 +146,26 @@ class LstmClassifier(torch.nn.Module):
         return self.fc(h_n[-1])
 
 
+def bench_adam_step(args, device, results):
+    """One Adam step (the update alone) over the MLP 784-512-256-10's parameters, gradients
+    fixed (as strata_bench's adam_step_mlp)."""
+    nn = torch.nn
+    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                        nn.Linear(256, 10)).to(device)
+    gen = torch.Generator().manual_seed(11)
+    for p in mlp.parameters():
+        p.grad = torch.randn(p.shape, generator=gen).to(device)
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-3)
+
+    def body(count):
+        for _ in range(count):
+            opt.step()
+        sync(device)
+
+    s = time_per_iteration(body, args.reps, 0.5, 100000)
+    report(results, f"torch.{device.type}.adam_step_mlp", s * 1e6, "us")
+
+
 def bench_train(args, device, results):
     nn = torch.nn
     mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
@@ -172,6 +192,7 @@ def run_all(args, device, results):
         bench_two_ops_backward(args, device, results)
         bench_matmul(args, device, results)
     if args.only in ("", "train"):
+        bench_adam_step(args, device, results)
         bench_train(args, device, results)
 
 

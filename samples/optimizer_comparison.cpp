@@ -8,8 +8,6 @@
 //     same number of steps from the same start; optimizer_paths.svg draws the contours and
 //     the paths.
 // Exits 0 on success, 1 on an error (with a message saying why), 2 on bad flags.
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -29,10 +27,11 @@
 #include <utility>
 #include <vector>
 
+#include "strata/data/readers.h"
 #include "strata/optim.h"
 #include "strata/optim/swats.h"
 #include "strata/strata.h"
-#include "svg_chart.h"
+#include "strata/plot/svg_chart.h"
 
 namespace {
 
@@ -40,10 +39,9 @@ namespace fs = std::filesystem;
 using strata::Tensor;
 namespace nn = strata::nn;
 namespace optim = strata::optim;
+namespace plot = strata::plot;
 
-constexpr const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
-constexpr uint32_t kImagesMagic = 2051;  // IDX: unsigned bytes, 3 dimensions
-constexpr uint32_t kLabelsMagic = 2049;  // IDX: unsigned bytes, 1 dimension
+constexpr const char* kDefaultData = strata::data::kFashionMnistDir;
 constexpr int64_t kClasses = 10;
 
 // ---- flags ---------------------------------------------------------------------------------
@@ -164,78 +162,7 @@ Flags parse_flags(int argc, char** argv) {
   return flags;
 }
 
-// ---- IDX files (as samples/train_fashion_mnist.cpp reads them) ---------------------------
-
-// The whole file, decompressed when it is gzipped (zlib reads plain files as they are).
-std::vector<uint8_t> read_maybe_gzipped(const fs::path& path) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  STRATA_CHECK(file != nullptr, "fashion-mnist: cannot open ", path.string());
-  std::vector<uint8_t> bytes;
-  std::vector<uint8_t> chunk(1 << 20);
-  for (;;) {
-    const int got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (got < 0) {
-      int code = 0;
-      const std::string why = gzerror(file, &code);
-      gzclose(file);
-      STRATA_CHECK(false, "fashion-mnist: cannot read ", path.string(), ": ", why,
-                   " (a truncated or corrupt gzip file?)");
-    }
-    if (got == 0) {
-      break;
-    }
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + got);
-  }
-  gzclose(file);
-  return bytes;
-}
-
-uint32_t read_big_endian(const std::vector<uint8_t>& bytes, size_t at) {
-  return (uint32_t{bytes[at]} << 24) | (uint32_t{bytes[at + 1]} << 16) |
-         (uint32_t{bytes[at + 2]} << 8) | uint32_t{bytes[at + 3]};
-}
-
-// The values of an IDX file of unsigned bytes with `rank` dimensions, and its dimensions.
-std::vector<uint8_t> read_idx(const fs::path& path, uint32_t magic, size_t rank,
-                              std::vector<int64_t>& dims) {
-  std::vector<uint8_t> bytes = read_maybe_gzipped(path);
-  const size_t header = 4 + 4 * rank;
-  STRATA_CHECK(bytes.size() >= header, "fashion-mnist: ", path.string(), " has ", bytes.size(),
-               " bytes, fewer than the ", header, "-byte IDX header");
-  const uint32_t found = read_big_endian(bytes, 0);
-  STRATA_CHECK(found == magic, "fashion-mnist: ", path.string(), " has magic number ", found,
-               ", expected ", magic);
-  size_t expected = 1;
-  dims.clear();
-  for (size_t d = 0; d < rank; ++d) {
-    const uint32_t size = read_big_endian(bytes, 4 + 4 * d);
-    dims.push_back(size);
-    expected *= size;
-  }
-  STRATA_CHECK(bytes.size() - header == expected, "fashion-mnist: ", path.string(), " holds ",
-               bytes.size() - header, " bytes of data but its header ",
-               strata::shape_str(dims), " needs ", expected);
-  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
-  return bytes;
-}
-
-// DIR/<stem>.gz or DIR/<stem>, in the Fashion-MNIST or the original MNIST spelling.
-fs::path find_file(const fs::path& dir, const std::string& split, const std::string& kind) {
-  const std::string idx = kind == "images" ? "idx3" : "idx1";
-  for (const std::string& stem : {split + "-" + kind + "-" + idx + "-ubyte",
-                                  split + "-" + kind + "." + idx + "-ubyte"}) {
-    for (const char* suffix : {".gz", ""}) {
-      const fs::path path = dir / (stem + suffix);
-      if (fs::is_regular_file(path)) {
-        return path;
-      }
-    }
-  }
-  STRATA_CHECK(false, "fashion-mnist: ", dir.string(), " has no ", split, "-", kind, "-", idx,
-               "-ubyte[.gz]; install the Debian package dataset-fashion-mnist or pass --data DIR "
-               "with the four IDX files");
-  return {};
-}
+// ---- data ----------------------------------------------------------------------------------
 
 // The first `limit` images of a split, pixels scaled to [0, 1] and standardized with the
 // Fashion-MNIST training set's mean and standard deviation (0.2860, 0.3530), as [N, 784]
@@ -245,30 +172,19 @@ struct Split {
   Tensor labels;
 };
 
-Split load_split(const fs::path& dir, const std::string& split, int64_t limit,
-                 strata::Device device) {
-  std::vector<int64_t> image_dims, label_dims;
-  const std::vector<uint8_t> pixels =
-      read_idx(find_file(dir, split, "images"), kImagesMagic, 3, image_dims);
-  const std::vector<uint8_t> labels =
-      read_idx(find_file(dir, split, "labels"), kLabelsMagic, 1, label_dims);
-  STRATA_CHECK(image_dims[0] == label_dims[0], "fashion-mnist: the ", split, " split has ",
-               image_dims[0], " images but ", label_dims[0], " labels");
-  const int64_t count = std::min(limit, image_dims[0]);
-  const int64_t features = image_dims[1] * image_dims[2];
+Split load_split(const fs::path& dir, bool train, int64_t limit, strata::Device device) {
+  // load_mnist checks the files (magic numbers, sizes, labels 0..9).
+  const strata::data::MnistSplit split = strata::data::load_mnist(dir, train, limit);
+  const int64_t count = split.images.size(0);
+  const int64_t features = split.images.size(1) * split.images.size(2);
   constexpr double kMean = 0.2860, kStd = 0.3530;
+  const uint8_t* pixels = split.images.data<uint8_t>();
   std::vector<float> values(static_cast<size_t>(count * features));
   for (size_t i = 0; i < values.size(); ++i) {
     values[i] = static_cast<float>((pixels[i] / 255.0 - kMean) / kStd);
   }
-  std::vector<int64_t> classes(static_cast<size_t>(count));
-  for (size_t i = 0; i < classes.size(); ++i) {
-    STRATA_CHECK(labels[i] < kClasses, "fashion-mnist: label ", i, " of the ", split,
-                 " split is ", int{labels[i]}, ", expected 0..", kClasses - 1);
-    classes[i] = labels[i];
-  }
   return {strata::from_vector<float>(values, {count, features}).to(device),
-          strata::from_vector<int64_t>(classes, {count}).to(device)};
+          split.labels.to(device)};
 }
 
 // ---- the contenders --------------------------------------------------------------------------
@@ -462,7 +378,7 @@ constexpr std::array<double, 2> kToyMinimum = {3.0, 0.5};
 
 // The points an optimizer visits on the toy surface, start included, and where it ends.
 struct ToyRun {
-  svg_chart::Series path;
+  plot::Series path;
   double final_value = 0.0;
   std::string note;  // see switch_note
 };
@@ -471,7 +387,7 @@ ToyRun toy_run(const Contender& contender, int steps) {
   Tensor point = strata::from_vector<double>({kToyStart[0], kToyStart[1]})
                      .set_requires_grad(true);  // float64: the path, not rounding, is the story
   std::unique_ptr<optim::Optimizer> optimizer = contender.for_toy({point});
-  svg_chart::Series path{contender.name, {kToyStart[0]}, {kToyStart[1]}};
+  plot::Series path{contender.name, {kToyStart[0]}, {kToyStart[1]}};
   for (int step = 0; step < steps; ++step) {
     optimizer->zero_grad();
     beale(point.select(0, 0), point.select(0, 1)).backward();
@@ -484,8 +400,8 @@ ToyRun toy_run(const Contender& contender, int steps) {
   return {std::move(path), final_value, switch_note(*optimizer)};
 }
 
-svg_chart::Grid toy_grid() {
-  svg_chart::Grid grid;
+plot::Grid toy_grid() {
+  plot::Grid grid;
   grid.x_min = -0.5;
   grid.x_max = 4.0;
   grid.y_min = -1.0;
@@ -533,8 +449,8 @@ int run(const Flags& flags) {
   STRATA_CHECK(fs::is_directory(dir), "fashion-mnist: data folder ", dir.string(),
                " not found; install the Debian package dataset-fashion-mnist "
                "(apt-get install dataset-fashion-mnist) or pass --data DIR");
-  const Split train = load_split(dir, "train", flags.train, device);
-  const Split test = load_split(dir, "t10k", flags.test, device);
+  const Split train = load_split(dir, /*train=*/true, flags.train, device);
+  const Split test = load_split(dir, /*train=*/false, flags.test, device);
   std::printf("data: %lld training and %lld test images from %s; %d epochs of batch %lld\n",
               static_cast<long long>(train.images.size(0)),
               static_cast<long long>(test.images.size(0)), dir.c_str(), flags.epochs,
@@ -560,7 +476,7 @@ int run(const Flags& flags) {
     train_one(list.front(), initial, few, few, short_run, device);
   }
 
-  std::vector<svg_chart::Series> curves;
+  std::vector<plot::Series> curves;
   std::vector<RunResult> results;
   for (const Contender& contender : list) {
     RunResult result = train_one(contender, initial, train, test, flags, device);
@@ -571,14 +487,14 @@ int run(const Flags& flags) {
     curves.push_back({contender.name, result.curve_x, result.curve_y});
     results.push_back(std::move(result));
   }
-  svg_chart::LineChartOptions chart;
+  plot::LineChartOptions chart;
   chart.title = "Fashion-MNIST, 784-128-10 MLP: training loss (mean of " +
                 std::to_string(flags.smooth) + " iterations)";
   chart.x_label = "iteration (batch of " + std::to_string(flags.batch_size) + ")";
   chart.y_label = "cross-entropy loss";
   chart.log_y = flags.log_y;
-  svg_chart::write_file((out_dir / "optimizer_loss.svg").string(),
-                        svg_chart::line_chart(curves, chart));
+  plot::write_file((out_dir / "optimizer_loss.svg").string(),
+                        plot::line_chart(curves, chart));
 
   std::printf("\n| optimizer | settings | final train loss | test accuracy | seconds |\n"
               "| --- | --- | ---: | ---: | ---: |\n");
@@ -590,7 +506,7 @@ int run(const Flags& flags) {
   }
 
   // 2. The toy surface.
-  std::vector<svg_chart::Series> paths;
+  std::vector<plot::Series> paths;
   std::printf("\nBeale's function from (%g, %g), %d steps (minimum 0 at (3, 0.5)):\n",
               kToyStart[0], kToyStart[1], flags.toy_steps);
   for (const Contender& contender : list) {
@@ -603,14 +519,14 @@ int run(const Flags& flags) {
     toy.path.label = label;
     paths.push_back(std::move(toy.path));
   }
-  const svg_chart::Grid grid = toy_grid();
-  svg_chart::ContourPlotOptions plot;
+  const plot::Grid grid = toy_grid();
+  plot::ContourPlotOptions plot;
   plot.title = "Beale's function: " + std::to_string(flags.toy_steps) +
                " steps from (1, 1.5), final value in the legend";
   plot.stars = {kToyMinimum};
   plot.star_label = "minimum (3, 0.5)";
-  svg_chart::write_file((out_dir / "optimizer_paths.svg").string(),
-                        svg_chart::contour_plot(grid, svg_chart::log_spaced_levels(grid, 20, 1e-5),
+  plot::write_file((out_dir / "optimizer_paths.svg").string(),
+                        plot::contour_plot(grid, plot::log_spaced_levels(grid, 20, 1e-5),
                                                 paths, plot));
 
   std::printf("\nwrote %s and %s (%.1f s in all)\n",

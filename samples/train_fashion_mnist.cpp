@@ -1,12 +1,11 @@
 // train_fashion_mnist: a 784-128-10 MLP (nn::Sequential of Linear and ReLU layers) trained on
 // Fashion-MNIST with cross-entropy and minibatch SGD with momentum (written out: the optimizer
 // suite comes later).
-// Reads the IDX files (gzipped or not) from --data, standardizes the pixels with the training
-// set's mean and standard deviation, trains, and prints the loss per epoch, the training time
-// and the test accuracy. Exits 0 on success, 1 on an error (with a message saying why), 2 on
-// bad flags. One epoch on the default data reaches about 85% test accuracy.
-#include <zlib.h>
-
+// Reads the IDX files (gzipped or not) from --data with data::load_mnist, standardizes the
+// pixels with the training set's mean and standard deviation, trains, and prints the loss per
+// epoch, the training time and the test accuracy. Exits 0 on success, 1 on an error (with a
+// message saying why), 2 on bad flags. One epoch on the default data reaches about 85% test
+// accuracy.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "strata/data/readers.h"
 #include "strata/strata.h"
 
 namespace {
@@ -31,9 +31,7 @@ namespace fs = std::filesystem;
 using strata::Tensor;
 namespace nn = strata::nn;
 
-constexpr const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
-constexpr uint32_t kImagesMagic = 2051;  // IDX: unsigned bytes, 3 dimensions
-constexpr uint32_t kLabelsMagic = 2049;  // IDX: unsigned bytes, 1 dimension
+constexpr const char* kDefaultData = strata::data::kFashionMnistDir;
 constexpr int64_t kClasses = 10;
 
 // ---- flags ---------------------------------------------------------------------------------
@@ -145,112 +143,25 @@ Flags parse_flags(int argc, char** argv) {
   return flags;
 }
 
-// ---- IDX files -------------------------------------------------------------------------------
+// ---- data ----------------------------------------------------------------------------------
 
-// The whole file, decompressed when it is gzipped (zlib reads plain files as they are).
-std::vector<uint8_t> read_maybe_gzipped(const fs::path& path) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  STRATA_CHECK(file != nullptr, "fashion-mnist: cannot open ", path.string());
-  std::vector<uint8_t> bytes;
-  std::vector<uint8_t> chunk(1 << 20);
-  for (;;) {
-    const int got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (got < 0) {
-      int code = 0;
-      const std::string why = gzerror(file, &code);
-      gzclose(file);
-      STRATA_CHECK(false, "fashion-mnist: cannot read ", path.string(), ": ", why,
-                   " (a truncated or corrupt gzip file?)");
-    }
-    if (got == 0) {
-      break;
-    }
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + got);
-  }
-  gzclose(file);
-  return bytes;
-}
-
-uint32_t read_big_endian(const std::vector<uint8_t>& bytes, size_t at) {
-  return (uint32_t{bytes[at]} << 24) | (uint32_t{bytes[at + 1]} << 16) |
-         (uint32_t{bytes[at + 2]} << 8) | uint32_t{bytes[at + 3]};
-}
-
-// An IDX file of unsigned bytes: its dimensions and its values.
-struct IdxFile {
-  std::vector<int64_t> dims;
-  std::vector<uint8_t> values;
-};
-
-IdxFile read_idx(const fs::path& path, uint32_t magic, size_t rank) {
-  std::vector<uint8_t> bytes = read_maybe_gzipped(path);
-  const size_t header = 4 + 4 * rank;
-  STRATA_CHECK(bytes.size() >= header, "fashion-mnist: ", path.string(), " has ", bytes.size(),
-               " bytes, fewer than the ", header, "-byte IDX header");
-  const uint32_t found = read_big_endian(bytes, 0);
-  STRATA_CHECK(found == magic, "fashion-mnist: ", path.string(), " has magic number ", found,
-               ", expected ", magic, " (", rank == 3 ? "images" : "labels",
-               ": unsigned bytes, ", rank, " dimension", rank == 1 ? "" : "s", ")");
-  IdxFile idx;
-  size_t expected = 1;
-  for (size_t d = 0; d < rank; ++d) {
-    const uint32_t size = read_big_endian(bytes, 4 + 4 * d);
-    STRATA_CHECK(size > 0, "fashion-mnist: ", path.string(), " has size 0 in dimension ", d);
-    idx.dims.push_back(size);
-    expected *= size;
-  }
-  STRATA_CHECK(bytes.size() - header == expected, "fashion-mnist: ", path.string(), " holds ",
-               bytes.size() - header, " bytes of data but its header ",
-               strata::shape_str(idx.dims), " needs ", expected,
-               bytes.size() - header < expected ? " (truncated?)" : " (trailing bytes)");
-  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
-  idx.values = std::move(bytes);
-  return idx;
-}
-
-// DIR/<stem>.gz, DIR/<stem>, and the same with the original MNIST spelling ("images.idx3").
-fs::path find_file(const fs::path& dir, const std::string& split, const std::string& kind) {
-  const std::string idx = kind == "images" ? "idx3" : "idx1";
-  for (const std::string& stem : {split + "-" + kind + "-" + idx + "-ubyte",
-                                  split + "-" + kind + "." + idx + "-ubyte"}) {
-    for (const char* suffix : {".gz", ""}) {
-      const fs::path path = dir / (stem + suffix);
-      if (fs::is_regular_file(path)) {
-        return path;
-      }
-    }
-  }
-  STRATA_CHECK(false, "fashion-mnist: ", dir.string(), " has no ", split, "-", kind, "-", idx,
-               "-ubyte[.gz]; install the Debian package dataset-fashion-mnist or pass --data DIR "
-               "with the four IDX files");
-  return {};
-}
-
+// One split as the training loop uses it: pixels as stored (0..255), [count, features] row-major
+// on the host, and the labels.
 struct Split {
-  std::vector<uint8_t> pixels;  // [count, features], as stored: 0..255
+  std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
   int64_t count = 0;
   int64_t features = 0;
 };
 
-Split load_split(const fs::path& dir, const std::string& split) {
-  const fs::path images_path = find_file(dir, split, "images");
-  const fs::path labels_path = find_file(dir, split, "labels");
-  IdxFile images = read_idx(images_path, kImagesMagic, 3);
-  const IdxFile labels = read_idx(labels_path, kLabelsMagic, 1);
-  STRATA_CHECK(images.dims[0] == labels.dims[0], "fashion-mnist: ", images_path.string(),
-               " has ", images.dims[0], " images but ", labels_path.string(), " has ",
-               labels.dims[0], " labels");
+// data::load_mnist checks the files (magic numbers, sizes, labels 0..9); `limit` 0 keeps all.
+Split load_split(const fs::path& dir, bool train, int64_t limit) {
+  const strata::data::MnistSplit split = strata::data::load_mnist(dir, train, limit);
   Split out;
-  out.count = images.dims[0];
-  out.features = images.dims[1] * images.dims[2];
-  out.pixels = std::move(images.values);
-  out.labels.reserve(labels.values.size());
-  for (size_t i = 0; i < labels.values.size(); ++i) {
-    STRATA_CHECK(labels.values[i] < kClasses, "fashion-mnist: ", labels_path.string(),
-                 ": label ", i, " is ", int{labels.values[i]}, ", expected 0..", kClasses - 1);
-    out.labels.push_back(labels.values[i]);
-  }
+  out.count = split.images.size(0);
+  out.features = split.images.size(1) * split.images.size(2);
+  out.pixels = split.images.to_vector<uint8_t>();
+  out.labels = split.labels.to_vector<int64_t>();
   return out;
 }
 
@@ -312,15 +223,10 @@ int run(const Flags& flags) {
                " not found; install the Debian package dataset-fashion-mnist "
                "(apt-get install dataset-fashion-mnist) or pass --data DIR");
   const auto load_start = std::chrono::steady_clock::now();
-  Split train = load_split(dir, "train");
-  const Split test = load_split(dir, "t10k");
+  const Split train = load_split(dir, /*train=*/true, flags.limit);
+  const Split test = load_split(dir, /*train=*/false, 0);
   STRATA_CHECK(train.features == test.features, "fashion-mnist: training images have ",
                train.features, " pixels but test images have ", test.features);
-  if (flags.limit > 0 && flags.limit < train.count) {
-    train.count = flags.limit;
-    train.pixels.resize(static_cast<size_t>(train.count * train.features));
-    train.labels.resize(static_cast<size_t>(train.count));
-  }
 
   // Standardize pixels scaled to [0, 1] with the training set's mean and standard deviation
   // (the test set uses the same ones). A pixel has 256 values, so a histogram gives the

@@ -613,6 +613,18 @@ TEST(OptimLoadStateDict, RejectsAnotherStructure) {
   EXPECT_EQ(opt_b.state(b[0]).step, 0);
 }
 
+TEST(OptimLoadStateDict, RejectsAnotherOptimizersOptions) {
+  std::vector<Tensor> a = initial_params(kFloat64);
+  optim::Adam adam(a, {.lr = 0.01});
+  train_step(adam, a);
+  std::vector<Tensor> b = initial_params(kFloat64);
+  optim::SGD sgd(b, {.lr = 0.1, .momentum = 0.9});
+  expect_error([&] { sgd.load_state_dict(adam.state_dict()); },
+               {"SGD", "load_state_dict", "amsgrad", "group 0"});
+  EXPECT_EQ(sgd.param_groups()[0].lr(), 0.1);
+  EXPECT_EQ(sgd.state(b[0]).step, 0);
+}
+
 // ---- zero_grad ------------------------------------------------------------------------------
 TEST(OptimZeroGrad, SetToNoneAndToZeros) {
   std::vector<Tensor> params = initial_params(kFloat64);

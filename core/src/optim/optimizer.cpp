@@ -227,6 +227,19 @@ void Optimizer::load_state_dict(const OptimizerStateDict& dict) {
   STRATA_CHECK(dict.count("param_groups." + std::to_string(groups_.size()) + ".params") == 0,
                name_, ".load_state_dict: the state dict has more than ", groups_.size(),
                " parameter groups");
+  // An option this optimizer does not have means the dict is another kind's (Adam's betas
+  // offered to SGD): refuse it rather than drop it. initial_lr belongs to a scheduler.
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const std::string prefix = "param_groups." + std::to_string(g) + ".";
+    for (auto it = dict.lower_bound(prefix); it != dict.end() && it->first.rfind(prefix, 0) == 0;
+         ++it) {
+      const std::string option = it->first.substr(prefix.size());
+      STRATA_CHECK(option == "params" || option == "initial_lr" ||
+                       groups_[g].options.count(option) != 0,
+                   name_, ".load_state_dict: group ", g, " of the state dict has the option \"",
+                   option, "\", which ", name_, " does not have (a state dict of another optimizer?)");
+    }
+  }
 
   int64_t index = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
