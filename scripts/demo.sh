@@ -3,11 +3,12 @@
 #   1. installs the Debian packages that are missing (as root; otherwise lists them and stops),
 #      Fashion-MNIST (dataset-fashion-mnist, in /usr/share/datasets/fashion-mnist) among them
 #   2. builds a Release Strata and its samples in build-release/ (CUDA backend when nvcc is found)
-#   3. runs samples/train_fashion_mnist, which trains a classifier on Fashion-MNIST on the GPU
-#      when there is one and on the CPU otherwise, and exits with the sample's exit status
+#   3. runs samples/mnist_cnn, which trains LeNet-5 on Fashion-MNIST (on the GPU when there is
+#      one, else on the CPU), then prints the test accuracy and where its HTML report, logs and
+#      checkpoints are (runs/mnist_cnn/); exits with the sample's exit status
 #
 # usage: scripts/demo.sh [--build-dir DIR] [-- SAMPLE_ARGS...]
-#   SAMPLE_ARGS go to the sample (see `build-release/samples/train_fashion_mnist --help`).
+#   SAMPLE_ARGS go to the sample (see `build-release/samples/mnist_cnn --help`).
 #   environment: STRATA_CUDA=AUTO|ON|OFF (default AUTO) picks the CUDA backend.
 set -euo pipefail
 
@@ -47,11 +48,18 @@ strata_configure "$build_dir" \
   -DSTRATA_BUILD_BENCH=OFF
 
 strata_log "building the sample"
-cmake --build "$build_dir" -j "$(strata_jobs)" --target train_fashion_mnist
+cmake --build "$build_dir" -j "$(strata_jobs)" --target mnist_cnn
 
-sample="$build_dir/samples/train_fashion_mnist"
+sample="$build_dir/samples/mnist_cnn"
 [[ -x "$sample" ]] || strata_die "the build did not produce $sample"
 strata_log "running $sample ${sample_args[*]}"
 status=0
-"$sample" "${sample_args[@]}" || status=$?
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+"$sample" "${sample_args[@]}" | tee "$log" || status=$?
+if ((status == 0)); then
+  # The sample's last lines say it already; repeat them where a reader of this script looks.
+  strata_log "$(grep -m1 '^test ' "$log" || echo 'no test line in the output')"
+  strata_log "$(grep -m1 '^report: ' "$log" || echo 'no report written')"
+fi
 exit "$status"

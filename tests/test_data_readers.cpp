@@ -450,6 +450,21 @@ TEST_F(DataReaders, CsvOptions) {
                {"line 4 (data row 2)", "\"x\" is not a number"});
 }
 
+TEST_F(DataReaders, CsvSkipsLeadingRecords) {
+  // The layout of scikit-learn's bundled tables: a counts line, then the header and the rows.
+  const fs::path counted = write_text("counted.csv", "2,2,neg,pos\nx,label\n0.5,1\n1.5,0\n");
+  const data::CsvTable table = data::read_csv(counted, {.skip_rows = 1});
+  EXPECT_EQ(table.columns, (std::vector<std::string>{"x", "label"}));
+  EXPECT_EQ(table.values.to_vector<double>(), (std::vector<double>{0.5, 1, 1.5, 0}));
+  const data::CsvTable headless = data::read_csv(counted, {.header = false, .skip_rows = 2});
+  EXPECT_EQ(headless.rows(), 2);
+  expect_error([&] { data::read_csv(counted, {.skip_rows = 5}); },
+               {"read_csv", "counted.csv", "fewer than the 5 to skip"});
+  expect_error([&] { data::read_csv(counted, {.skip_rows = 4}); },
+               {"read_csv", "no records after the skipped ones"});
+  expect_error([&] { data::read_csv(counted, {.skip_rows = -1}); }, {"skip_rows", "-1"});
+}
+
 TEST_F(DataReaders, CsvMalformedFilesThrowNamingTheFile) {
   struct Case {
     std::string name;

@@ -203,10 +203,19 @@ CsvTable read_csv(const fs::path& path, const CsvOptions& options) {
                in.gcount(), " bytes of ", file, ", expected ", text.size(),
                " (did the file change while being read?)");
 
+  STRATA_CHECK(options.skip_rows >= 0, "read_csv: skip_rows must be at least 0 (got ",
+               options.skip_rows, ") for ", file);
   CsvParser parser(text, options, file);
   std::vector<std::string> fields;
+  for (int64_t skipped = 0; skipped < options.skip_rows; ++skipped) {
+    STRATA_CHECK(parser.next(fields), "read_csv: ", file, " has ", skipped,
+                 skipped == 1 ? " record" : " records", ", fewer than the ", options.skip_rows,
+                 " to skip");
+  }
   STRATA_CHECK(parser.next(fields), "read_csv: ", file, " has no records",
-               text.empty() ? " (the file is empty)" : " (only blank lines)",
+               options.skip_rows > 0 ? " after the skipped ones"
+               : text.empty()        ? " (the file is empty)"
+                                     : " (only blank lines)",
                options.header ? ", not even a header" : "");
 
   CsvTable table;

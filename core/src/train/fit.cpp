@@ -257,7 +257,8 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
                                             .drop_last = options.drop_last,
                                             .workers = options.workers,
                                             .pin_memory = device.is_cuda(),
-                                            .device = device});
+                                            .device = device,
+                                            .transform = options.transform});
   STRATA_CHECK(train_loader.size() > 0, "fit: the training data gives no batch (",
                train_set->size(), " examples, batch_size ", options.batch_size,
                ", drop_last on)");

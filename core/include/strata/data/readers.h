@@ -66,6 +66,9 @@ struct CsvOptions {
   char quote = '"';    // a quoted field may hold delimiters and line breaks; "" is one quote
   // Cells that are empty or spelled NA / N/A / NaN / nan / null become NaN instead of an error.
   bool missing_as_nan = false;
+  // Records skipped before the header (or the first data row): a title line, or the counts
+  // line that some data sets start with (pandas's skiprows=N).
+  int64_t skip_rows = 0;
 };
 
 // A table of numbers: one name per column and the cells as float64 [rows, columns].

@@ -31,6 +31,7 @@
 
 #include "strata/data/dataset.h"
 #include "strata/device.h"
+#include "strata/generator.h"
 #include "strata/nn/module.h"
 #include "strata/optim/optimizer.h"
 #include "strata/tensor.h"
@@ -136,6 +137,10 @@ struct FitOptions {
   uint64_t seed = 0;         // shuffle order and the validation split
   bool drop_last = false;
   int64_t workers = 0;       // DataLoader background threads (0: load on the calling thread)
+  // Applied to every training batch (not to validation ones) before it goes to the device:
+  // augmentation such as data::RandomCrop and data::RandomHorizontalFlip (see
+  // DataLoaderOptions::transform; the draws depend on (seed, epoch, batch), not on threads).
+  std::function<void(data::Batch& batch, Generator& generator)> transform = nullptr;
   // Validation data: a dataset, or a fraction of the training set split off with `seed`
   // (not both). Empty / 0: no validation.
   std::shared_ptr<data::Dataset> validation = nullptr;
