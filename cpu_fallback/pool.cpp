@@ -78,6 +78,35 @@ inline int64_t argmax_in(const T* plane, int64_t width, Window hw, Window ww) {
   return best_index;
 }
 
+// The most common pooling, 2x2 windows at stride 2 without padding, has a path of its own:
+// the same results (the first maximum; NaN when the window holds one, the first NaN's position
+// for the gradient) without the general window bookkeeping.
+inline bool is_max_pool_2x2(const Pool2dParams& pp) {
+  return pp.kernel_h == 2 && pp.kernel_w == 2 && pp.stride_h == 2 && pp.stride_w == 2 &&
+         pp.pad_h == 0 && pp.pad_w == 0;
+}
+
+template <typename T>
+struct WindowMax {
+  T value;
+  int index;  // 0 top left, 1 top right, 2 bottom left, 3 bottom right
+};
+
+// The window top[0], top[1], bottom[0], bottom[1], scanned in that (row-major) order: a value
+// replaces the best when it is larger, or NaN over a number.
+template <typename T>
+inline WindowMax<T> window_2x2(const T* top, const T* bottom) {
+  WindowMax<T> best{top[0], 0};
+  const T rest[3] = {top[1], bottom[0], bottom[1]};
+  for (int j = 0; j < 3; ++j) {
+    const T v = rest[j];
+    const bool take = v > best.value || (std::isnan(v) && !std::isnan(best.value));
+    best.value = take ? v : best.value;
+    best.index = take ? j + 1 : best.index;
+  }
+  return best;
+}
+
 struct PoolShape {
   int64_t planes, h, w, p, q;
 };
@@ -94,6 +123,20 @@ void pool2d_forward_typed(PoolMode mode, const Tensor& out, const Tensor& x,
   const T* x_data = static_cast<const T*>(x.raw_data());
   T* out_data = static_cast<T*>(out.raw_data());
   const T full_area = static_cast<T>(pp.kernel_h * pp.kernel_w);
+  if (mode == PoolMode::Max && is_max_pool_2x2(pp)) {
+    parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
+      const T* plane = x_data + plane_index * g.h * g.w;
+      T* out_plane = out_data + plane_index * g.p * g.q;
+      for (int64_t oh = 0; oh < g.p; ++oh) {
+        const T* top = plane + 2 * oh * g.w;
+        const T* bottom = top + g.w;
+        for (int64_t ow = 0; ow < g.q; ++ow) {
+          out_plane[oh * g.q + ow] = window_2x2(top + 2 * ow, bottom + 2 * ow).value;
+        }
+      }
+    });
+    return;
+  }
   parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
     const T* plane = x_data + plane_index * g.h * g.w;
     T* out_plane = out_data + plane_index * g.p * g.q;
@@ -128,6 +171,25 @@ void pool2d_backward_typed(PoolMode mode, const Tensor& grad_x, const Tensor& gr
   const T* go_data = static_cast<const T*>(grad_out.raw_data());
   T* gx_data = static_cast<T*>(grad_x.raw_data());
   const T full_area = static_cast<T>(pp.kernel_h * pp.kernel_w);
+  if (mode == PoolMode::Max && is_max_pool_2x2(pp)) {
+    parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
+      const T* plane = x_data + plane_index * g.h * g.w;
+      const T* go_plane = go_data + plane_index * g.p * g.q;
+      T* gx_plane = gx_data + plane_index * g.h * g.w;
+      std::fill(gx_plane, gx_plane + g.h * g.w, T(0));
+      for (int64_t oh = 0; oh < g.p; ++oh) {
+        const T* top = plane + 2 * oh * g.w;
+        const T* bottom = top + g.w;
+        T* gx_top = gx_plane + 2 * oh * g.w;
+        for (int64_t ow = 0; ow < g.q; ++ow) {
+          const int index = window_2x2(top + 2 * ow, bottom + 2 * ow).index;
+          // The windows do not overlap: each input gets at most one gradient.
+          gx_top[(index >> 1) * g.w + 2 * ow + (index & 1)] = go_plane[oh * g.q + ow];
+        }
+      }
+    });
+    return;
+  }
   parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
     const T* plane = x_data + plane_index * g.h * g.w;
     const T* go_plane = go_data + plane_index * g.p * g.q;

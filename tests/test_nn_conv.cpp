@@ -5,8 +5,10 @@
 // path against image-by-image runs, and the validation errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -299,6 +301,28 @@ TEST(NnPool, MaxGradientGoesToFirstMaximum) {
   test::expect_values(y, {1, 1, 1, 4}, {5, 5, 5, 2});
   y.backward(f64({1, 10, 100, 1000}, {1, 1, 1, 4}));
   test::expect_values(x.grad(), {1, 1, 2, 5}, {0, 11, 100, 0, 1000, 0, 0, 0, 0, 0});
+}
+
+// 2x2 windows at stride 2 (a path of their own on the CPU): a tie goes to the first maximum,
+// a NaN wins its window and takes the gradient, and a last odd row and column are left out.
+TEST(NnPool, MaxPool2x2TiesNaNAndOddSizes) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (DType dtype : {DType::Float64, DType::Float32}) {
+    Tensor x = f64({1, 3, 3, 0, 7,  //
+                    3, 2, nan, 5, 9,  //
+                    4, 4, 4, 4, 4},
+                   {1, 1, 3, 5}).to(dtype);
+    x.set_requires_grad(true);
+    Tensor y = F::max_pool2d(x, 2);
+    ASSERT_EQ(y.shape(), Shape({1, 1, 1, 2}));
+    const std::vector<double> values = y.to(DType::Float64).to_vector<double>();
+    EXPECT_EQ(values[0], 3.0);
+    EXPECT_TRUE(std::isnan(values[1]));
+    y.backward(f64({10, 100}, {1, 1, 1, 2}).to(dtype));
+    EXPECT_EQ(x.grad().to(DType::Float64).to_vector<double>(),
+              (std::vector<double>{0, 10, 0, 0, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0}))
+        << dtype_name(dtype);
+  }
 }
 
 // ---- pooling gradchecks -------------------------------------------------------------------
