@@ -31,6 +31,7 @@
 #include "strata/optim.h"
 #include "strata/optim/swats.h"
 #include "strata/strata.h"
+#include "common/sample.h"
 #include "strata/plot/svg_chart.h"
 
 namespace {
@@ -422,21 +423,11 @@ plot::Grid toy_grid() {
 
 // ---- the program -----------------------------------------------------------------------------
 
-strata::Device pick_device(const std::string& text) {
-  if (text == "auto") {
-    return strata::cuda_is_available() ? strata::Device(strata::kCUDA, 0)
-                                       : strata::Device(strata::kCPU);
-  }
-  const strata::Device device = strata::Device::parse(text);
-  strata::backend_for(device);  // throws, saying why, when the device cannot be used
-  return device;
-}
-
 int run(const Flags& flags) {
   if (flags.threads > 0) {
     strata::set_num_threads(flags.threads);
   }
-  const strata::Device device = pick_device(flags.device);
+  const strata::Device device = sample::pick_device(flags.device);
   std::printf("Strata %s, device %s, threads %d\n", strata::kVersion, device.str().c_str(),
               strata::get_num_threads());
   const fs::path out_dir = flags.out_dir;

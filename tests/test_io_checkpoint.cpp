@@ -18,34 +18,13 @@
 #include "strata/io/checkpoint.h"
 #include "strata/io/safetensors.h"
 #include "strata/strata.h"
+#include "test_files.h"
 #include "test_util.h"
 
 namespace strata::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::random_device entropy;
-    path_ = fs::temp_directory_path() /
-            ("strata_checkpoint_test_" + std::to_string(::getpid()) + "_" +
-             std::to_string(entropy()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  size_t entry_count() const {
-    return static_cast<size_t>(std::distance(fs::directory_iterator(path_), fs::directory_iterator()));
-  }
-
- private:
-  fs::path path_;
-};
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -200,7 +179,7 @@ TEST(IoCheckpoint, InterruptedWriteLeavesThePreviousCheckpointLoadable) {
                std::runtime_error);
   EXPECT_EQ(read_bytes(path), first);
   EXPECT_EQ(io::load_checkpoint(path).epoch, 1);
-  EXPECT_EQ(dir.entry_count(), 1u) << "the temporary file is removed";
+  EXPECT_EQ(dir.entries().size(), 1u) << "the temporary file is removed";
 
   // What a kill -9 mid-write leaves: a partial temporary file beside the checkpoint.
   const std::string stray = path + ".tmp-99999-deadbeef";

@@ -21,39 +21,13 @@
 
 #include "strata/io/safetensors.h"
 #include "strata/strata.h"
+#include "test_files.h"
 #include "test_util.h"
 
 namespace strata::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A directory of its own under the system's temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device entropy;
-    path_ = fs::temp_directory_path() /
-            ("strata_io_test_" + std::to_string(::getpid()) + "_" + std::to_string(entropy()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(path_)) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
 
 std::string data_path(const std::string& name) {
   const char* dir = std::getenv("STRATA_TEST_DATA");

@@ -16,44 +16,12 @@
 
 #include "strata/error.h"
 #include "strata/plot/svg_chart.h"
+#include "test_files.h"
 
 namespace strata {
 namespace {
 
-// Empty when `text` is well formed: every element closed in order, no stray '<', and every
-// '&' starting an entity. Otherwise says what is wrong and where. (test_train_report.cpp keeps
-// a copy: each test file stands alone.)
-std::string markup_problem(const std::string& text) {
-  std::vector<std::string> open;
-  const std::regex entity("^&(amp|lt|gt|quot|#[0-9]+);");
-  for (size_t at = 0; at < text.size(); ++at) {
-    if (text[at] == '&') {
-      if (!std::regex_search(text.substr(at, 8), entity)) return "bare & at " + std::to_string(at);
-      continue;
-    }
-    if (text[at] != '<') continue;
-    const size_t end = text.find('>', at);
-    if (end == std::string::npos) return "unclosed < at " + std::to_string(at);
-    const std::string tag = text.substr(at + 1, end - at - 1);
-    if (tag.find('<') != std::string::npos) return "< inside a tag at " + std::to_string(at);
-    at = end;
-    if (tag.empty() || tag[0] == '!' || tag[0] == '?' || tag.back() == '/') continue;
-    if (tag[0] == '/') {
-      const std::string name = tag.substr(1);
-      if (open.empty() || open.back() != name) {
-        return "</" + name + "> closes <" + (open.empty() ? std::string("nothing") : open.back()) +
-               ">";
-      }
-      open.pop_back();
-      continue;
-    }
-    const std::string name = tag.substr(0, tag.find_first_of(" \n\t"));
-    // HTML's void elements have no closing tag.
-    if (name == "meta" || name == "br" || name == "hr" || name == "img" || name == "link") continue;
-    open.push_back(name);
-  }
-  return open.empty() ? "" : "<" + open.back() + "> is never closed";
-}
+using test::markup_problem;
 
 size_t count_of(const std::string& text, const std::string& part) {
   size_t count = 0;

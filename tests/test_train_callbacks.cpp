@@ -18,6 +18,7 @@
 #include "strata/io/checkpoint.h"
 #include "strata/train/callbacks.h"
 #include "strata/train/fit.h"
+#include "test_files.h"
 #include "test_util.h"
 
 namespace strata::train {
@@ -25,30 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::expect_error;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("strata_" + std::string(info ? info->name() : "test") + "_" +
-             std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code error;
-    fs::remove_all(path_, error);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 // A noisy regression problem: y = x w + 0.1 noise, x [n, 4].
 std::shared_ptr<data::Dataset> regression_dataset(int64_t n, uint32_t seed) {

@@ -12,42 +12,13 @@
 #include <vector>
 
 #include "strata/train/report.h"
+#include "test_files.h"
 #include "test_util.h"
 
 namespace strata {
 namespace {
 
-// Empty when `text` is well formed (a copy of the checker in test_plot_svg.cpp).
-std::string markup_problem(const std::string& text) {
-  std::vector<std::string> open;
-  const std::regex entity("^&(amp|lt|gt|quot|#[0-9]+);");
-  for (size_t at = 0; at < text.size(); ++at) {
-    if (text[at] == '&') {
-      if (!std::regex_search(text.substr(at, 8), entity)) return "bare & at " + std::to_string(at);
-      continue;
-    }
-    if (text[at] != '<') continue;
-    const size_t end = text.find('>', at);
-    if (end == std::string::npos) return "unclosed < at " + std::to_string(at);
-    const std::string tag = text.substr(at + 1, end - at - 1);
-    if (tag.find('<') != std::string::npos) return "< inside a tag at " + std::to_string(at);
-    at = end;
-    if (tag.empty() || tag[0] == '!' || tag[0] == '?' || tag.back() == '/') continue;
-    if (tag[0] == '/') {
-      const std::string name = tag.substr(1);
-      if (open.empty() || open.back() != name) {
-        return "</" + name + "> closes <" + (open.empty() ? std::string("nothing") : open.back()) +
-               ">";
-      }
-      open.pop_back();
-      continue;
-    }
-    const std::string name = tag.substr(0, tag.find_first_of(" \n\t"));
-    if (name == "meta" || name == "br" || name == "hr" || name == "img" || name == "link") continue;
-    open.push_back(name);
-  }
-  return open.empty() ? "" : "<" + open.back() + "> is never closed";
-}
+using test::markup_problem;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
