@@ -16,6 +16,7 @@
 
 #include "strata/data/dataloader.h"
 #include "strata/data/dataset.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 namespace strata {
@@ -463,6 +464,45 @@ TEST(DataLoader, PinMemoryOnTheCpuIsIgnored) {
   DataLoader loader(numbered_dataset(6), {.batch_size = 4, .workers = 1, .pin_memory = true,
                                           .device = Device(kCPU)});
   EXPECT_EQ(flatten(pass(loader)), iota(6));
+}
+
+TEST(PinMemory, OrdinaryTensorsAreNotPinned) {
+  EXPECT_FALSE(arange(4.0, kFloat32).is_pinned());
+  if (cuda_is_available()) GTEST_SKIP() << "a CUDA device is present: pinning works here";
+  test::expect_error([] { (void)arange(4.0, kFloat32).pin_memory(); },
+                     {"pin_memory", "16 bytes", "CUDA"});
+}
+
+TEST(PinMemory, CopiesValuesIntoPinnedMemory) {
+  SKIP_WITHOUT_CUDA();
+  const Tensor x = arange(12.0, kFloat32).reshape({3, 4}).t();  // not contiguous
+  const Tensor pinned = x.pin_memory();
+  EXPECT_TRUE(pinned.is_pinned());
+  EXPECT_TRUE(pinned.is_contiguous());
+  EXPECT_TRUE(pinned.device().is_cpu());
+  EXPECT_EQ(pinned.to_vector<float>(), x.to_vector<float>());
+  EXPECT_EQ(pinned.pin_memory().raw_data(), pinned.raw_data()) << "already pinned: no copy";
+  EXPECT_EQ(pinned.cuda().cpu().to_vector<float>(), x.to_vector<float>());
+  test::expect_error([&] { (void)pinned.cuda().pin_memory(); }, {"pin_memory", "cuda"});
+}
+
+TEST(PinMemory, LoaderDeliversTheSameBatchesOnCuda) {
+  SKIP_WITHOUT_CUDA();
+  for (int64_t workers : {0, 2}) {
+    DataLoader loader(numbered_dataset(10), {.batch_size = 4, .shuffle = true, .seed = 3,
+                                             .workers = workers, .pin_memory = true,
+                                             .device = Device(kCUDA)});
+    DataLoader reference(numbered_dataset(10), {.batch_size = 4, .shuffle = true, .seed = 3});
+    std::vector<Batch> on_cuda, on_cpu;
+    for (const Batch& batch : loader) on_cuda.push_back(batch);
+    for (const Batch& batch : reference) on_cpu.push_back(batch);
+    ASSERT_EQ(on_cuda.size(), on_cpu.size());
+    for (size_t i = 0; i < on_cuda.size(); ++i) {
+      EXPECT_TRUE(on_cuda[i].input.device().is_cuda());
+      EXPECT_EQ(on_cuda[i].input.to_vector<float>(), on_cpu[i].input.to_vector<float>());
+      EXPECT_EQ(on_cuda[i].target.to_vector<int64_t>(), on_cpu[i].target.to_vector<int64_t>());
+    }
+  }
 }
 
 }  // namespace

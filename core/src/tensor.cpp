@@ -4,9 +4,11 @@
 #include "strata/tensor.h"
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "internal.h"
+#include "strata/detail/cuda_hooks.h"
 
 namespace strata {
 
@@ -17,8 +19,24 @@ Storage::Storage(size_t nbytes, Device device)
   data_ = backend_->allocate(nbytes);
 }
 
+Storage::Storage(size_t nbytes, Pinned)
+    : nbytes_(nbytes), device_(DeviceType::CPU), pinned_(true) {
+  data_ = detail::cuda_host_alloc(nbytes);
+  if (data_ == nullptr) {
+    std::string why;
+    const int devices = detail::cuda_device_count(&why);
+    STRATA_CHECK(false, "pin_memory: no page-locked memory for ", nbytes, " bytes: ",
+                 devices == 0 ? why : "cudaHostAlloc failed (out of pinned memory?)");
+  }
+}
+
 Storage::~Storage() {
-  if (data_ != nullptr) backend_->deallocate(data_, nbytes_);
+  if (data_ == nullptr) return;
+  if (pinned_) {
+    detail::cuda_host_free(data_);
+  } else {
+    backend_->deallocate(data_, nbytes_);
+  }
 }
 
 TensorImpl::TensorImpl() = default;
@@ -208,6 +226,24 @@ Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
   return clone();
 }
+
+Tensor Tensor::pin_memory() const {
+  STRATA_CHECK(device().is_cpu(), "pin_memory: the tensor (shape ", shape_str(shape()), ", ",
+               dtype_name(dtype()), ") is on ", device().str(),
+               "; only CPU tensors are pinned");
+  if (is_pinned() && is_contiguous()) return *this;
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(
+      static_cast<size_t>(numel()) * strata::element_size(dtype()), Storage::Pinned{});
+  impl->shape = shape();
+  impl->strides = contiguous_strides(shape());
+  impl->dtype = dtype();
+  Tensor out(std::move(impl));
+  if (out.numel() > 0) detail::backend_of(*this).copy(out, *this);
+  return out;
+}
+
+bool Tensor::is_pinned() const { return impl()->storage->pinned(); }
 
 Tensor Tensor::clone() const {
   Tensor out = Tensor::empty(shape(), options());

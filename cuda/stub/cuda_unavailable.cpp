@@ -20,6 +20,10 @@ Backend& cuda_backend(int index) {
   __builtin_unreachable();
 }
 
+void* cuda_host_alloc(size_t /*nbytes*/) { return nullptr; }
+
+void cuda_host_free(void* /*ptr*/) {}
+
 CudaMemoryStats cuda_memory_stats(int /*device*/) { return {}; }
 
 void cuda_empty_cache(int /*device*/) {}

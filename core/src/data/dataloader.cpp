@@ -34,9 +34,16 @@ uint64_t transform_seed(uint64_t seed, int64_t epoch, int64_t batch_number) {
   return static_cast<uint64_t>(block.x) << 32 | block.y;
 }
 
-Batch to_device(Batch batch, Device device) {
-  if (batch.input.defined()) batch.input = batch.input.to(device);
-  if (batch.target.defined()) batch.target = batch.target.to(device);
+// With `pin`, a CPU batch bound for CUDA is first copied into page-locked memory, from which
+// the copy to the device runs by DMA.
+Batch to_device(Batch batch, Device device, bool pin = false) {
+  const auto move = [&](Tensor& t) {
+    if (!t.defined()) return;
+    if (pin && t.device().is_cpu() && device.is_cuda()) t = t.pin_memory();
+    t = t.to(device);
+  };
+  move(batch.input);
+  move(batch.target);
   return batch;
 }
 
@@ -104,7 +111,7 @@ class EpochRun {
       Generator generator(transform_seed(options_.seed, epoch_, number));
       options_.transform(batch, generator);
     }
-    return copy_in_loader_ ? to_device(std::move(batch), options_.device) : batch;
+    return copy_in_loader_ ? to_device(std::move(batch), options_.device, /*pin=*/true) : batch;
   }
 
   void worker_loop() {

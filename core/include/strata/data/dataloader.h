@@ -39,10 +39,9 @@ struct DataLoaderOptions {
   bool drop_last = false;  // drop a last batch smaller than batch_size
   int64_t workers = 0;     // background loading threads; 0 loads on the calling thread
   int64_t prefetch = 2;    // batches loaded ahead per worker
-  // With a CUDA `device`: copy each batch to the device in the loading thread, so the copy
-  // overlaps the consumer's work. NOTE: Strata has no page-locked host allocation yet, so the
-  // staging buffer is ordinary memory; the option moves the copy, it does not pin. Ignored for
-  // the CPU.
+  // With a CUDA `device`: each CPU batch is copied into page-locked host memory
+  // (Tensor::pin_memory) and from there to the device, in the loading thread, so that the
+  // copy runs by DMA and overlaps the consumer's work. Ignored for the CPU.
   bool pin_memory = false;
   Device device = Device(kCPU);  // where batches are delivered
   // Applied to every batch in the loading thread, before the device copy (augmentation: a

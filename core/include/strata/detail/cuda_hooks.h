@@ -2,6 +2,7 @@
 // and in cuda/stub/cuda_unavailable.cpp when it is not. Nothing else in core/ knows about CUDA.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace strata {
@@ -16,5 +17,10 @@ int cuda_device_count(std::string* why);
 
 // The backend of CUDA device `index`; callers have checked 0 <= index < count.
 Backend& cuda_backend(int index);
+
+// Page-locked ("pinned") host memory, which the GPU reads by DMA without a staging copy:
+// nullptr when there is no CUDA device or cudaHostAlloc fails. Free with cuda_host_free.
+void* cuda_host_alloc(size_t nbytes);
+void cuda_host_free(void* ptr);
 
 }  // namespace strata::detail

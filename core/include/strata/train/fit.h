@@ -153,8 +153,8 @@ struct FitOptions {
   std::ostream* output = nullptr;  // where progress goes; null: std::cout
   // Where batches go; unset: the device of the model's first parameter (CPU when it has none).
   // The model is not moved: it must already be there (an error says so otherwise). On CUDA
-  // batches are copied to the device by the loader's threads when `workers` > 0 (from ordinary,
-  // not page-locked, host memory: see DataLoaderOptions::pin_memory).
+  // batches go to the device through page-locked host memory, copied by the loader's threads
+  // when `workers` > 0 (DataLoaderOptions::pin_memory).
   std::optional<Device> device = std::nullopt;
   int64_t initial_epoch = 0;  // the epoch to start at (resume)
 };
