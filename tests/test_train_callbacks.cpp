@@ -395,5 +395,51 @@ TEST(TrainCallbacks, HtmlReportWritesHistoryAndConfusionMatrix) {
   EXPECT_NE(rewritten.find("test_accuracy"), std::string::npos);
 }
 
+// A resumed run: load_csv_log reads the log back (the last row of a repeated epoch wins), and
+// the report of the second fit() covers the epochs of the first.
+TEST(TrainCallbacks, ResumedRunsReportFromTheLog) {
+  TempDir dir;
+  const std::string log = dir.file("log.csv");
+  nn::Sequential model = make_mlp(10);
+  optim::SGD optimizer(model.parameters(), {.lr = 0.05});
+  auto dataset = regression_dataset(32, 10);
+  const FitOptions first{.epochs = 3, .batch_size = 8, .validation_fraction = 0.25,
+                         .callbacks = {std::make_shared<CsvLogger>(log)},
+                         .verbose = Verbosity::Silent};
+  const History history = fit(model, nn::MSELoss{}, optimizer, dataset, first);
+  {
+    std::ofstream again(log, std::ios::app);  // epoch 3 logged twice, the second one wins
+    again << "3," << 0.5 << "," << 0.05 << ",1,0.25\n";
+  }
+  const History read = load_csv_log(log);
+  ASSERT_EQ(read.epochs(), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(read.at(0).at("loss"), history.at(0).at("loss"));
+  EXPECT_EQ(read.at(1).at("val_loss"), history.at(1).at("val_loss"));
+  EXPECT_EQ(read.at(2).at("loss"), 0.5);
+  EXPECT_EQ(read.at(2).at("val_loss"), 0.25);
+
+  // The second call starts at epoch 2: the log's epochs 0 and 1 come first, its epoch 2 not.
+  auto report = std::make_shared<HtmlReport>(dir.file("report.html"),
+                                             HtmlReportOptions{.earlier = read});
+  FitOptions second = first;
+  second.epochs = 4;
+  second.initial_epoch = 2;
+  second.callbacks = {report};
+  const History resumed = fit(model, nn::MSELoss{}, optimizer, dataset, second);
+  const ReportData& data = report->data();
+  EXPECT_EQ(data.first_epoch, 1);
+  ASSERT_EQ(data.history.at("loss").size(), 4u);
+  EXPECT_EQ(data.history.at("loss")[0], history.at(0).at("loss"));
+  EXPECT_EQ(data.history.at("loss")[2], resumed.at(0).at("loss"));
+  EXPECT_EQ(data.history.at("loss")[3], resumed.at(1).at("loss"));
+
+  expect_error([&] { (void)load_csv_log(dir.file("missing.csv")); }, {"missing.csv"});
+  {
+    std::ofstream bad(dir.file("bad.csv"));
+    bad << "loss\n0.5\n";
+  }
+  expect_error([&] { (void)load_csv_log(dir.file("bad.csv")); }, {"epoch"});
+}
+
 }  // namespace
 }  // namespace strata::train

@@ -290,12 +290,18 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
                          ? "the test split (" + std::to_string(task.test->size()) + " examples)"
                          : number_text(flags.validation_fraction) + " of the training data"},
   });
+  // A resumed run's report covers the epochs before the checkpoint too, from the log.
+  train::History earlier;
+  if (initial_epoch > 0 && fs::exists(out / "log.csv")) {
+    earlier = train::load_csv_log((out / "log.csv").string());
+  }
   auto report = std::make_shared<train::HtmlReport>(
       (out / "report.html").string(),
       train::HtmlReportOptions{.title = task.title,
                                .config = config,
                                .class_names = task.class_names,
-                               .confusion_matrix = !task.class_names.empty()});
+                               .confusion_matrix = !task.class_names.empty(),
+                               .earlier = earlier});
 
   std::vector<std::shared_ptr<train::Callback>> callbacks = {
       std::make_shared<train::CsvLogger>((out / "log.csv").string(), flags.resume),

@@ -10,12 +10,14 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
 #include "strata/autograd.h"
 #include "strata/data/dataloader.h"
+#include "strata/data/readers.h"
 #include "strata/error.h"
 #include "strata/io/checkpoint.h"
 
@@ -363,6 +365,30 @@ void CsvLogger::on_train_end(TrainContext& context) {
   if (file_.is_open()) file_.close();
 }
 
+History load_csv_log(const std::string& path) {
+  const data::CsvTable table = data::read_csv(path, {.missing_as_nan = true});
+  const int64_t epoch_column = table.column_index("epoch");
+  const std::vector<double> cells = table.values.to_vector<double>();
+  const size_t columns = table.columns.size();
+  std::map<int64_t, Logs> by_epoch;  // the last row of an epoch wins
+  for (int64_t row = 0; row < table.rows(); ++row) {
+    const double* values = cells.data() + static_cast<size_t>(row) * columns;
+    const double epoch = values[epoch_column];
+    STRATA_CHECK(epoch >= 1 && epoch == std::floor(epoch), "load_csv_log: ", path, ": row ",
+                 row + 1, " has epoch ", epoch, "; epochs are numbered from 1");
+    Logs logs;
+    for (size_t c = 0; c < columns; ++c) {
+      if (static_cast<int64_t>(c) != epoch_column && !std::isnan(values[c])) {
+        logs[table.columns[c]] = values[c];
+      }
+    }
+    by_epoch[static_cast<int64_t>(epoch) - 1] = std::move(logs);
+  }
+  History history;
+  for (auto& [epoch, logs] : by_epoch) history.append(epoch, std::move(logs));
+  return history;
+}
+
 // ---- JsonLinesLogger ----------------------------------------------------------------------
 
 JsonLinesLogger::JsonLinesLogger(std::string path, bool append)
@@ -441,8 +467,26 @@ void HtmlReport::on_train_end(TrainContext& context) {
   data.config = options_.config;
   data.class_names = options_.class_names;
   const History& history = context.history;
-  for (const std::string& name : history.names()) data.history[name] = history.series(name);
-  data.first_epoch = history.empty() ? 1 : history.epochs().front() + 1;
+  // The whole run: the earlier epochs that lead without a gap up to this call's first one (the
+  // report's series are indexed by epoch), then this call's.
+  const History& earlier = options_.earlier;  // epochs ascending
+  size_t end = earlier.size();
+  if (!history.empty()) {
+    while (end > 0 && earlier.epochs()[end - 1] >= history.epochs().front()) --end;
+  }
+  size_t first = end;
+  int64_t expected = !history.empty() ? history.epochs().front() - 1
+                     : end > 0        ? earlier.epochs()[end - 1]
+                                      : 0;
+  while (first > 0 && earlier.epochs()[first - 1] == expected) {
+    --first;
+    --expected;
+  }
+  History run;
+  for (size_t i = first; i < end; ++i) run.append(earlier.epochs()[i], earlier.at(i));
+  for (size_t i = 0; i < history.size(); ++i) run.append(history.epochs()[i], history.at(i));
+  for (const std::string& name : run.names()) data.history[name] = run.series(name);
+  data.first_epoch = run.empty() ? 1 : run.epochs().front() + 1;
   if (!history.empty()) {
     for (const auto& [name, value] : history.back()) {
       if (name.starts_with("val_")) data.test_metrics.emplace_back(name, value);

@@ -166,6 +166,12 @@ class CsvLogger : public Callback {
   std::vector<std::string> columns_;
 };
 
+// The epochs of a file CsvLogger wrote (comma-separated), as a History: epoch numbers back to
+// 0-based, empty cells as NaN. When an epoch appears more than once (a run killed after logging
+// an epoch but before its checkpoint, then resumed), the last row wins. Throws strata::Error
+// naming the file when it cannot be read or has no "epoch" column.
+History load_csv_log(const std::string& path);
+
 // One JSON object per line per epoch: {"epoch": 1, "loss": 0.25, ...} (NaN and infinities as
 // null). Flushed every epoch; append as for CsvLogger.
 class JsonLinesLogger : public Callback {
@@ -191,6 +197,9 @@ struct HtmlReportOptions {
   std::vector<std::string> class_names = {};
   bool confusion_matrix = true;
   int64_t batch_size = 256;  // for the confusion matrix's predictions
+  // Epochs trained before this fit() call (a resumed run's, from load_csv_log): those before
+  // the first epoch of this call are drawn with it, so the curves cover the whole run.
+  History earlier = {};
 };
 
 // Writes a self-contained HTML report (train::write_html_report) at the end of training: loss
