@@ -449,40 +449,32 @@ std::unique_ptr<Metric> ConfusionMatrix::clone() const {
   return std::make_unique<ConfusionMatrix>(num_classes_, threshold_, name());
 }
 
-Precision::Precision(int64_t num_classes, Average average, std::string name)
-    : Metric(std::move(name)), confusion_(num_classes), average_(average) {}
-void Precision::update(const Tensor& output, const Tensor& target) {
+void ConfusionScore::update(const Tensor& output, const Tensor& target) {
   confusion_.update(output, target);
 }
-double Precision::value() const {
-  return std::isnan(confusion_.value()) ? kNaN : precision(confusion_.matrix(), average_);
+double ConfusionScore::value() const {
+  return std::isnan(confusion_.value()) ? kNaN : score(confusion_.matrix(), average_);
+}
+
+double Precision::score(const Tensor& matrix, Average average) const {
+  return precision(matrix, average);
 }
 std::unique_ptr<Metric> Precision::clone() const {
-  return std::make_unique<Precision>(confusion_.num_classes(), average_, name());
+  return std::make_unique<Precision>(num_classes(), average(), name());
 }
 
-Recall::Recall(int64_t num_classes, Average average, std::string name)
-    : Metric(std::move(name)), confusion_(num_classes), average_(average) {}
-void Recall::update(const Tensor& output, const Tensor& target) {
-  confusion_.update(output, target);
-}
-double Recall::value() const {
-  return std::isnan(confusion_.value()) ? kNaN : recall(confusion_.matrix(), average_);
+double Recall::score(const Tensor& matrix, Average average) const {
+  return recall(matrix, average);
 }
 std::unique_ptr<Metric> Recall::clone() const {
-  return std::make_unique<Recall>(confusion_.num_classes(), average_, name());
+  return std::make_unique<Recall>(num_classes(), average(), name());
 }
 
-F1Score::F1Score(int64_t num_classes, Average average, std::string name)
-    : Metric(std::move(name)), confusion_(num_classes), average_(average) {}
-void F1Score::update(const Tensor& output, const Tensor& target) {
-  confusion_.update(output, target);
-}
-double F1Score::value() const {
-  return std::isnan(confusion_.value()) ? kNaN : f1_score(confusion_.matrix(), average_);
+double F1Score::score(const Tensor& matrix, Average average) const {
+  return f1_score(matrix, average);
 }
 std::unique_ptr<Metric> F1Score::clone() const {
-  return std::make_unique<F1Score>(confusion_.num_classes(), average_, name());
+  return std::make_unique<F1Score>(num_classes(), average(), name());
 }
 
 // ---- by name ------------------------------------------------------------------------------

@@ -202,46 +202,57 @@ class ConfusionMatrix : public Metric {
 };
 
 // Precision, recall and F1 averaged over classes, each from its own confusion matrix.
-class Precision : public Metric {
+// ConfusionScore keeps the matrix; each subclass says which score it reads from it.
+class ConfusionScore : public Metric {
+ public:
+  void reset() override { confusion_.reset(); }
+  void update(const Tensor& output, const Tensor& target) override;
+  double value() const override;
+
+ protected:
+  ConfusionScore(int64_t num_classes, Average average, std::string name)
+      : Metric(std::move(name)), confusion_(num_classes), average_(average) {}
+  // The score of a confusion matrix (int64 [C, C] on the CPU, not empty).
+  virtual double score(const Tensor& matrix, Average average) const = 0;
+  int64_t num_classes() const { return confusion_.num_classes(); }
+  Average average() const { return average_; }
+
+ private:
+  ConfusionMatrix confusion_;
+  Average average_;
+};
+
+class Precision : public ConfusionScore {
  public:
   explicit Precision(int64_t num_classes, Average average = Average::Macro,
-                     std::string name = "precision");
-  void reset() override { confusion_.reset(); }
-  void update(const Tensor& output, const Tensor& target) override;
-  double value() const override;
+                     std::string name = "precision")
+      : ConfusionScore(num_classes, average, std::move(name)) {}
   std::unique_ptr<Metric> clone() const override;
 
- private:
-  ConfusionMatrix confusion_;
-  Average average_;
+ protected:
+  double score(const Tensor& matrix, Average average) const override;
 };
 
-class Recall : public Metric {
+class Recall : public ConfusionScore {
  public:
   explicit Recall(int64_t num_classes, Average average = Average::Macro,
-                  std::string name = "recall");
-  void reset() override { confusion_.reset(); }
-  void update(const Tensor& output, const Tensor& target) override;
-  double value() const override;
+                  std::string name = "recall")
+      : ConfusionScore(num_classes, average, std::move(name)) {}
   std::unique_ptr<Metric> clone() const override;
 
- private:
-  ConfusionMatrix confusion_;
-  Average average_;
+ protected:
+  double score(const Tensor& matrix, Average average) const override;
 };
 
-class F1Score : public Metric {
+class F1Score : public ConfusionScore {
  public:
   explicit F1Score(int64_t num_classes, Average average = Average::Macro,
-                   std::string name = "f1");
-  void reset() override { confusion_.reset(); }
-  void update(const Tensor& output, const Tensor& target) override;
-  double value() const override;
+                   std::string name = "f1")
+      : ConfusionScore(num_classes, average, std::move(name)) {}
   std::unique_ptr<Metric> clone() const override;
 
- private:
-  ConfusionMatrix confusion_;
-  Average average_;
+ protected:
+  double score(const Tensor& matrix, Average average) const override;
 };
 
 // A metric from its name, as Keras's metrics=["accuracy"]; the metric keeps `name` as its own.
