@@ -298,10 +298,6 @@ std::pair<double, double> evaluate(nn::Module& model, const Split& split) {
   return {loss_sum / static_cast<double>(count), correct / static_cast<double>(count)};
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 RunResult train_one(const Contender& contender, const nn::StateDict& initial,
                     const Split& train, const Split& test, const Flags& flags,
                     strata::Device device) {
@@ -354,7 +350,7 @@ RunResult train_one(const Contender& contender, const nn::StateDict& initial,
     result.curve_y.push_back(window_sum / static_cast<double>(window_count));
   }
   strata::backend_for(device).synchronize();
-  result.seconds = seconds_since(start_time);
+  result.seconds = sample::seconds_since(start_time);
   result.note = switch_note(*optimizer);
   result.final_loss = evaluate(mlp, train).first;
   result.accuracy = evaluate(mlp, test).second;
@@ -522,7 +518,7 @@ int run(const Flags& flags) {
 
   std::printf("\nwrote %s and %s (%.1f s in all)\n",
               (out_dir / "optimizer_loss.svg").c_str(), (out_dir / "optimizer_paths.svg").c_str(),
-              seconds_since(program_start));
+              sample::seconds_since(program_start));
   return 0;
 }
 

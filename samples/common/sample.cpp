@@ -244,11 +244,11 @@ train::Verbosity verbosity(const std::string& progress) {
   return train::Verbosity::Auto;
 }
 
+}  // namespace
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
-
-}  // namespace
 
 int run(nn::Module& model, const Flags& flags, strata::Device device, const Task& task,
         train::Logs* test_logs) {

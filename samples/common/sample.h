@@ -12,6 +12,7 @@
 // under --min-accuracy, 2 bad flags.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -88,6 +89,9 @@ std::string optimizer_names();
 std::unique_ptr<strata::optim::Optimizer> make_optimizer(const std::string& name,
                                                          std::vector<strata::Tensor> params,
                                                          double lr);
+
+// Seconds from `start` until now.
+double seconds_since(std::chrono::steady_clock::time_point start);
 
 // Prints the version, the device and the thread count; applies --threads.
 void print_banner(const std::string& program, const Flags& flags, strata::Device device);

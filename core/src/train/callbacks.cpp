@@ -4,7 +4,6 @@
 
 #include <cerrno>
 #include <charconv>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +19,7 @@
 #include "strata/data/readers.h"
 #include "strata/error.h"
 #include "strata/io/checkpoint.h"
+#include "train/progress.h"
 
 namespace strata::train {
 
@@ -432,11 +432,6 @@ HtmlReport::HtmlReport(std::string path, HtmlReportOptions options)
 
 namespace {
 
-double steady_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // The confusion matrix of `model` on `dataset` (int64 [C, C] on the CPU), in eval mode without
 // a tape; the model's mode is put back after.
 Tensor validation_confusion(nn::Module& model, const std::shared_ptr<data::Dataset>& dataset,
@@ -457,11 +452,11 @@ Tensor validation_confusion(nn::Module& model, const std::shared_ptr<data::Datas
 
 void HtmlReport::on_train_begin(TrainContext& context) {
   (void)context;
-  start_time_ = steady_seconds();
+  start_time_ = detail::Progress::steady_seconds();
 }
 
 void HtmlReport::on_train_end(TrainContext& context) {
-  const double training_seconds = steady_seconds() - start_time_;
+  const double training_seconds = detail::Progress::steady_seconds() - start_time_;
   ReportData data;
   data.title = options_.title;
   data.config = options_.config;
@@ -500,10 +495,10 @@ void HtmlReport::on_train_end(TrainContext& context) {
   }
   const int64_t classes = static_cast<int64_t>(options_.class_names.size());
   if (options_.confusion_matrix && classes > 0 && context.validation != nullptr) {
-    const double start = steady_seconds();
+    const double start = detail::Progress::steady_seconds();
     data.confusion_matrix = validation_confusion(context.model, context.validation, classes,
                                                  options_.batch_size, context.device);
-    data.timings.emplace_back("confusion matrix", steady_seconds() - start);
+    data.timings.emplace_back("confusion matrix", detail::Progress::steady_seconds() - start);
   }
   data_ = std::move(data);
   write();

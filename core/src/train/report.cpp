@@ -45,10 +45,6 @@ std::string seconds_text(double seconds) {
   return buffer;
 }
 
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
 // Series that belong in the table but make no useful chart.
 bool is_table_only(const std::string& name) { return name == "seconds" || name == "epoch"; }
 
@@ -58,7 +54,7 @@ std::vector<std::string> chart_names(const std::map<std::string, std::vector<dou
   std::set<std::string> bases;
   for (const auto& [name, values] : history) {
     const std::string base =
-        starts_with(name, kValidationPrefix) ? name.substr(std::string(kValidationPrefix).size())
+        name.starts_with(kValidationPrefix) ? name.substr(std::string(kValidationPrefix).size())
                                              : name;
     if (!is_table_only(base) && !base.empty()) bases.insert(base);
   }
