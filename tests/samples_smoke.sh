@@ -171,6 +171,25 @@ case "$case_name" in
       { cat "$work/diff" >&2; fail "the resumed run's losses differ"; }
     ;;
 
+  determinism)
+    # The same seed twice, with two threads: every logged number but the times must match to
+    # the last digit (shuffling, dropout, initialization and the multi-threaded CPU kernels).
+    need_fashion_mnist
+    common=(--limit 1500 --epochs 2 --batch-size 50 --device cpu --threads 2 --seed 11
+            --progress none)
+    run "$samples/mnist_cnn" "${common[@]}" --out "$work/first"
+    run "$samples/mnist_cnn" "${common[@]}" --out "$work/second"
+    for run_dir in first second; do
+      # Every column but "seconds" (wall-clock time).
+      awk -F, 'NR == 1 { for (i = 1; i <= NF; ++i) if ($i != "seconds") keep[i] = 1 }
+               { line = ""; for (i = 1; i <= NF; ++i) if (i in keep) line = line $i ","
+                 print line }' "$work/$run_dir/log.csv" > "$work/$run_dir.logged"
+    done
+    (($(wc -l < "$work/first.logged") == 3)) || fail "log.csv should have 2 epochs"
+    diff "$work/first.logged" "$work/second.logged" > "$work/diff" ||
+      { cat "$work/diff" >&2; fail "two runs with the same seed logged different numbers"; }
+    ;;
+
   *)
     fail "unknown case"
     ;;

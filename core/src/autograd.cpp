@@ -5,6 +5,8 @@
 #include "strata/autograd.h"
 
 #include <atomic>
+#include <cmath>
+#include <sstream>
 #include <vector>
 
 #include "internal.h"
@@ -13,10 +15,21 @@ namespace strata {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-}
+std::atomic<bool> g_anomaly_enabled{false};
+// Ops recorded on this thread since its last backward(): the next node's tape position - 1.
+thread_local int64_t g_tape_length = 0;
+}  // namespace
 
 bool GradMode::is_enabled() { return g_grad_enabled; }
 void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }
+
+bool AnomalyMode::is_enabled() { return g_anomaly_enabled.load(std::memory_order_relaxed); }
+void AnomalyMode::set_enabled(bool enabled) {
+  // Turning it on starts a fresh count on this thread: ops of an earlier forward pass that
+  // never reached backward() (it threw, or was inference) do not shift the positions.
+  if (enabled && !g_anomaly_enabled.exchange(true, std::memory_order_relaxed)) g_tape_length = 0;
+  g_anomaly_enabled.store(enabled, std::memory_order_relaxed);
+}
 
 namespace autograd {
 
@@ -72,12 +85,83 @@ std::shared_ptr<Node> edge_to(const Tensor& t) {
   return accumulator;
 }
 
+// ---- anomaly mode ----------------------------------------------------------------------------
+
+struct NonFinite {
+  int64_t nan = 0;
+  int64_t inf = 0;
+  bool any() const { return nan + inf > 0; }
+};
+
+// NaN and infinite elements of `t` (none for integer tensors). The common, all-finite case
+// costs one product and one sum: 0 * x sums to 0 unless some x is NaN or infinite.
+NonFinite count_nonfinite(const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return {};
+  NoGradGuard no_grad;
+  if (!std::isnan(sum(mul(t, 0.0)).item<double>())) return {};
+  return {sum(isnan(t)).item<int64_t>(), sum(isinf(t)).item<int64_t>()};
+}
+
+// "2 NaN and 1 inf of its 12 elements"
+std::string count_text(const NonFinite& found, const Tensor& t) {
+  std::ostringstream text;
+  if (found.nan > 0) text << found.nan << " NaN";
+  if (found.nan > 0 && found.inf > 0) text << " and ";
+  if (found.inf > 0) text << found.inf << " inf";
+  text << " of its " << t.numel() << " element" << (t.numel() == 1 ? "" : "s");
+  return text.str();
+}
+
+std::string op_text(const std::string& name, int64_t position) {
+  return "'" + name + "' (op " + std::to_string(position) + " on the tape)";
+}
+
+// Says which inputs already held NaN/inf, or that all were finite (the op made them).
+std::string inputs_text(const std::vector<Tensor>& inputs, const char* noun) {
+  std::ostringstream text;
+  bool any = false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const NonFinite found = count_nonfinite(inputs[i]);
+    if (!found.any()) continue;
+    text << (any ? "; " : "") << noun << " " << i << " " << detail::describe(inputs[i])
+         << " already held " << count_text(found, inputs[i]);
+    any = true;
+  }
+  if (!any) return std::string("its ") + noun + "s were all finite, so the op made them";
+  return text.str();
+}
+
+void check_forward(const Node& node, const std::vector<Tensor>& inputs, const Tensor& output) {
+  const NonFinite found = count_nonfinite(output);
+  if (!found.any()) return;
+  throw Error("anomaly mode: " + op_text(node.name, node.tape_position) + " produced " +
+              count_text(found, output) + " in its output " + detail::describe(output) + "; " +
+              inputs_text(inputs, "input"));
+}
+
+void check_backward(const Node& node, const Tensor& grad_output,
+                    const std::vector<Tensor>& input_grads) {
+  for (size_t i = 0; i < input_grads.size(); ++i) {
+    const NonFinite found = count_nonfinite(input_grads[i]);
+    if (!found.any()) continue;
+    const NonFinite incoming = count_nonfinite(grad_output);
+    throw Error("anomaly mode: the backward of " + op_text(node.name, node.tape_position) +
+                " returned " + count_text(found, input_grads[i]) + " in the gradient for input " +
+                std::to_string(i) + " " + detail::describe(input_grads[i]) + "; " +
+                (incoming.any() ? "the gradient it received already held " +
+                                      count_text(incoming, grad_output)
+                                : std::string("the gradient it received was finite")));
+  }
+}
+
 }  // namespace
 
 void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
             BackwardFn backward) {
   auto node = std::make_shared<Node>();
   node->name = name;
+  node->tape_position = ++g_tape_length;
+  if (AnomalyMode::is_enabled()) check_forward(*node, inputs, output);
   node->next.reserve(inputs.size());
   node->needs_input_grad.reserve(inputs.size());
   for (const Tensor& input : inputs) {
@@ -221,6 +305,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     std::vector<Tensor> input_grads;
     if (gradient.defined()) input_grads = node->backward(gradient, node->needs_input_grad);
     if (!retain_graph) node->backward = nullptr;
+    if (AnomalyMode::is_enabled()) check_backward(*node, gradient, input_grads);
     STRATA_ASSERT(input_grads.empty() || input_grads.size() == node->next.size(), node->name,
                   " backward returned ", input_grads.size(), " gradients for ",
                   node->next.size(), " inputs");
@@ -233,6 +318,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       if (--next->pending_edges == 0) ready.push_back(next);
     }
   }
+  g_tape_length = 0;  // the next forward pass starts a new tape
 }
 
 }  // namespace autograd

@@ -113,8 +113,14 @@ Tensor Tensor::empty(const Shape& shape, TensorOptions options) {
   return out;
 }
 
-int64_t Tensor::size(int64_t d) const { return shape()[normalize_axis(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[normalize_axis(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  STRATA_CHECK(dim() > 0, "size: a 0-dim tensor has no dimension ", d);
+  return shape()[normalize_axis(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  STRATA_CHECK(dim() > 0, "stride: a 0-dim tensor has no dimension ", d);
+  return strides()[normalize_axis(d, dim(), "stride")];
+}
 Device Tensor::device() const { return impl()->storage->device(); }
 
 bool Tensor::is_contiguous() const {
@@ -154,6 +160,7 @@ template const bool* Tensor::data<const bool>() const;
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
+  detail::check_defined(*this, "to_vector", "the tensor");
   const Tensor host = contiguous().cpu();
   const int64_t n = host.numel();
   std::vector<T> values(static_cast<size_t>(n));
@@ -166,6 +173,7 @@ std::vector<T> Tensor::to_vector() const {
 
 template <typename T>
 T Tensor::item() const {
+  detail::check_defined(*this, "item", "the tensor");
   STRATA_CHECK(numel() == 1, "item: expected a tensor with one element, got ",
                detail::describe(*this));
   return to_vector<T>()[0];
@@ -185,6 +193,7 @@ STRATA_INSTANTIATE_HOST_ACCESS(bool)
 // ---- conversions --------------------------------------------------------------------------
 
 Tensor Tensor::to(Device target) const {
+  detail::check_defined(*this, "to", "the tensor");
   const Device source = device();
   if (source == target) return *this;
   backend_for(target);  // fails early, with the reason, when the target does not exist
@@ -211,6 +220,7 @@ Tensor Tensor::to(Device target) const {
 }
 
 Tensor Tensor::to(DType target) const {
+  detail::check_defined(*this, "to", "the tensor");
   const DType source = dtype();
   if (source == target) return *this;
   Tensor out = detail::convert(*this, target);
@@ -223,11 +233,13 @@ Tensor Tensor::to(DType target) const {
 }
 
 Tensor Tensor::contiguous() const {
+  detail::check_defined(*this, "contiguous", "the tensor");
   if (is_contiguous()) return *this;
   return clone();
 }
 
 Tensor Tensor::pin_memory() const {
+  detail::check_defined(*this, "pin_memory", "the tensor");
   STRATA_CHECK(device().is_cpu(), "pin_memory: the tensor (shape ", shape_str(shape()), ", ",
                dtype_name(dtype()), ") is on ", device().str(),
                "; only CPU tensors are pinned");
@@ -246,6 +258,7 @@ Tensor Tensor::pin_memory() const {
 bool Tensor::is_pinned() const { return impl()->storage->pinned(); }
 
 Tensor Tensor::clone() const {
+  detail::check_defined(*this, "clone", "the tensor");
   Tensor out = Tensor::empty(shape(), options());
   if (out.numel() > 0) detail::backend_of(*this).copy(out, *this);
   if (autograd::needs_grad({this})) {
@@ -402,6 +415,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 }
 
 Tensor Tensor::detach() const {
+  detail::check_defined(*this, "detach", "the tensor");
   return detail::make_view(*this, shape(), strides(), offset());
 }
 

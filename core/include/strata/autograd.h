@@ -46,6 +46,30 @@ class EnableGradGuard {
   bool previous_;
 };
 
+// Anomaly detection (torch.autograd.set_detect_anomaly). While it is on (process-wide; off by
+// default) every op recorded on the tape checks its output, and the engine checks every
+// gradient a backward function returns, for NaN and infinity; the first found throws
+// strata::Error naming the op, its position on the tape and whether its inputs were already
+// non-finite. The check costs a reduction per op (and on CUDA a synchronization): a mode to
+// find a bug with, not to train in.
+class AnomalyMode {
+ public:
+  static bool is_enabled();
+  static void set_enabled(bool enabled);
+};
+
+// Anomaly detection on for its scope: `{ DetectAnomalyGuard anomaly; loss.backward(); }`.
+class DetectAnomalyGuard {
+ public:
+  DetectAnomalyGuard() : previous_(AnomalyMode::is_enabled()) { AnomalyMode::set_enabled(true); }
+  ~DetectAnomalyGuard() { AnomalyMode::set_enabled(previous_); }
+  DetectAnomalyGuard(const DetectAnomalyGuard&) = delete;
+  DetectAnomalyGuard& operator=(const DetectAnomalyGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 namespace autograd {
 
 // Maps the gradient of a node's output to the gradients of its inputs (one per input; an
@@ -63,6 +87,10 @@ struct Node {
   ~Node();
 
   std::string name;                            // the op, for messages: "matmul"
+  // Its position on the tape: the ops recorded on this thread since its last backward() (or
+  // since anomaly mode was turned on), from 1: a training step's forward pass, in order. 0 for
+  // a leaf's accumulating node.
+  int64_t tape_position = 0;
   std::vector<std::shared_ptr<Node>> next;     // one per input; null where no grad flows
   std::vector<bool> needs_input_grad;          // next[i] != nullptr
   BackwardFn backward;                         // released after use unless retain_graph

@@ -52,6 +52,11 @@ Tensor le(const Tensor& a, double b);
 Tensor gt(const Tensor& a, double b);
 Tensor ge(const Tensor& a, double b);
 
+// Element tests as bool tensors (not differentiable); integer and bool inputs are always finite.
+Tensor isnan(const Tensor& x);
+Tensor isinf(const Tensor& x);     // +inf or -inf
+Tensor isfinite(const Tensor& x);  // neither NaN nor infinite
+
 // cond ? a : b, all three broadcast together; cond must be bool.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 

@@ -2,6 +2,7 @@
 // and promote; arithmetic on bool runs in int64, division on integers in float32. Each
 // differentiable op records its backward right below its forward.
 #include <cmath>
+#include <limits>
 
 #include "internal.h"
 
@@ -61,7 +62,9 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
 
 // Forward of every tensor-scalar op. An integer tensor meets a fractional scalar in float32.
 Tensor scalar_forward(BinaryOp op, const Tensor& a, double scalar, bool scalar_first) {
-  const char* name = binary_name(op);
+  const char* name = scalar_first && op == BinaryOp::Sub   ? "rsub"
+                     : scalar_first && op == BinaryOp::Div ? "rdiv"
+                                                           : binary_name(op);
   detail::check_defined(a, name, "operand");
   DType dtype = arithmetic_dtype(op, a.dtype(), a.dtype());
   if (!is_floating(dtype) && scalar != std::floor(scalar)) dtype = DType::Float32;
@@ -282,6 +285,29 @@ Tensor le(const Tensor& a, double b) { return scalar_forward(BinaryOp::Le, a, b,
 Tensor gt(const Tensor& a, double b) { return scalar_forward(BinaryOp::Gt, a, b, false); }
 Tensor ge(const Tensor& a, double b) { return scalar_forward(BinaryOp::Ge, a, b, false); }
 
+// Composites of the comparisons, so every backend has them: NaN is the one value unequal to
+// itself, and 0 * x is 0 exactly when x is finite (NaN for NaN and both infinities).
+Tensor isnan(const Tensor& x) {
+  detail::check_defined(x, "isnan");
+  NoGradGuard no_grad;
+  if (!is_floating(x.dtype())) return zeros(x.shape(), TensorOptions(kBool).device(x.device()));
+  return ne(x, x);
+}
+
+Tensor isinf(const Tensor& x) {
+  detail::check_defined(x, "isinf");
+  NoGradGuard no_grad;
+  if (!is_floating(x.dtype())) return zeros(x.shape(), TensorOptions(kBool).device(x.device()));
+  return eq(abs(x), std::numeric_limits<double>::infinity());
+}
+
+Tensor isfinite(const Tensor& x) {
+  detail::check_defined(x, "isfinite");
+  NoGradGuard no_grad;
+  if (!is_floating(x.dtype())) return ones(x.shape(), TensorOptions(kBool).device(x.device()));
+  return eq(mul(x, 0.0), 0.0);
+}
+
 // ---- unary --------------------------------------------------------------------------------
 
 Tensor neg(const Tensor& x) {
@@ -373,6 +399,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  detail::check_defined(a, "allclose", "a");
+  detail::check_defined(b, "allclose", "b");
   NoGradGuard no_grad;
   STRATA_CHECK(a.shape() == b.shape(), "allclose: shapes differ (", detail::describe(a), " and ",
                detail::describe(b), ")");

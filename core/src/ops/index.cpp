@@ -93,6 +93,11 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
     STRATA_CHECK(tensors[i].shape() == tensors[0].shape(), "stack: tensor ", i, " ",
                  detail::describe(tensors[i]), " does not match tensor 0 ",
                  detail::describe(tensors[0]), "; stack needs equal shapes");
+    STRATA_CHECK(tensors[i].dtype() == tensors[0].dtype() &&
+                     tensors[i].device() == tensors[0].device(),
+                 "stack: tensor ", i, " ", detail::describe(tensors[i]),
+                 " differs from tensor 0 ", detail::describe(tensors[0]),
+                 " in dtype or device; convert with .to() first");
     expanded.push_back(tensors[i].unsqueeze(axis));
   }
   return cat(expanded, axis);

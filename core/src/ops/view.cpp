@@ -98,7 +98,20 @@ Tensor scatter_into_zeros(const Tensor& g, const Shape& shape, Pick pick) {
 
 }  // namespace
 
+namespace {
+
+// Slicing and selecting need a dimension to act on; a 0-dim tensor has none (normalize_axis
+// lets axis 0 through for it, as reductions over a scalar's "dimension 0" are allowed).
+void check_has_dimensions(const Tensor& t, const char* op) {
+  detail::check_defined(t, op, "the tensor");
+  STRATA_CHECK(t.dim() > 0, op, ": cannot be applied to a 0-dim tensor (", detail::describe(t),
+               ")");
+}
+
+}  // namespace
+
 Tensor Tensor::view(const Shape& new_shape) const {
+  detail::check_defined(*this, "view", "the tensor");
   const Shape target = detail::infer_shape(new_shape, numel(), "view", *this);
   Strides new_strides;
   STRATA_CHECK(detail::compute_view_strides(shape(), strides(), target, new_strides),
@@ -111,6 +124,7 @@ Tensor Tensor::view(const Shape& new_shape) const {
 }
 
 Tensor Tensor::reshape(const Shape& new_shape) const {
+  detail::check_defined(*this, "reshape", "the tensor");
   const Shape target = detail::infer_shape(new_shape, numel(), "reshape", *this);
   Strides new_strides;
   if (detail::compute_view_strides(shape(), strides(), target, new_strides)) return view(target);
@@ -118,6 +132,7 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
 }
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
+  detail::check_defined(*this, "flatten", "the tensor");
   if (dim() == 0) return reshape({1});
   const int64_t start = normalize_axis(start_dim, dim(), "flatten");
   const int64_t end = normalize_axis(end_dim, dim(), "flatten");
@@ -132,6 +147,7 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
+  detail::check_defined(*this, "permute", "the tensor");
   const int64_t rank = dim();
   STRATA_CHECK(static_cast<int64_t>(dims.size()) == rank, "permute: got ", dims.size(),
                " dims for ", detail::describe(*this));
@@ -155,6 +171,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 }
 
 Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const {
+  detail::check_defined(*this, "transpose", "the tensor");
   if (dim() == 0) return *this;
   const int64_t a = normalize_axis(dim0, dim(), "transpose");
   const int64_t b = normalize_axis(dim1, dim(), "transpose");
@@ -165,12 +182,14 @@ Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const {
 }
 
 Tensor Tensor::t() const {
+  detail::check_defined(*this, "t", "the tensor");
   STRATA_CHECK(dim() <= 2, "t: expects a tensor of at most 2 dimensions, got ",
                detail::describe(*this), "; use transpose(dim0, dim1)");
   return dim() < 2 ? *this : transpose(0, 1);
 }
 
 Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  check_has_dimensions(*this, "slice");
   const int64_t axis = normalize_axis(d, dim(), "slice");
   STRATA_CHECK(step > 0, "slice: step must be positive, got ", step);
   const int64_t size = shape()[axis];
@@ -194,6 +213,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+  check_has_dimensions(*this, "narrow");
   const int64_t axis = normalize_axis(d, dim(), "narrow");
   const int64_t size = shape()[axis];
   const int64_t begin = start < 0 ? start + size : start;
@@ -204,6 +224,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
+  check_has_dimensions(*this, "select");
   const int64_t axis = normalize_axis(d, dim(), "select");
   const int64_t size = shape()[axis];
   STRATA_CHECK(index >= -size && index < size, "select: index ", index,
@@ -225,6 +246,7 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
 }
 
 Tensor Tensor::expand(const Shape& new_shape) const {
+  detail::check_defined(*this, "expand", "the tensor");
   const size_t rank = new_shape.size(), old_rank = shape().size();
   STRATA_CHECK(rank >= old_rank, "expand: cannot expand ", detail::describe(*this), " to ",
                shape_str(new_shape), " (fewer dimensions)");
@@ -252,6 +274,7 @@ Tensor Tensor::expand(const Shape& new_shape) const {
 }
 
 Tensor Tensor::squeeze() const {
+  detail::check_defined(*this, "squeeze", "the tensor");
   Shape target;
   for (int64_t s : shape()) {
     if (s != 1) target.push_back(s);
@@ -260,6 +283,7 @@ Tensor Tensor::squeeze() const {
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
+  detail::check_defined(*this, "squeeze", "the tensor");
   if (dim() == 0) {
     normalize_axis(d, 0, "squeeze");
     return *this;
@@ -272,6 +296,7 @@ Tensor Tensor::squeeze(int64_t d) const {
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
+  detail::check_defined(*this, "unsqueeze", "the tensor");
   const int64_t axis = normalize_axis(d, dim() + 1, "unsqueeze");
   Shape new_shape = shape();
   Strides new_strides = strides();

@@ -196,8 +196,24 @@ void ModelCheckpoint::on_train_begin(TrainContext& context) {
   std::filesystem::create_directories(directory_, error);
   STRATA_CHECK(!error, "ModelCheckpoint: cannot create the directory ", directory_, ": ",
                error.message());
+  remove_stale_temporaries();
   best_ = worst_value(maximize_);
   has_best_ = false;
+}
+
+// A run killed while writing a checkpoint leaves io::write_file_atomic's temporary file
+// ("epoch-0003.safetensors.tmp-<pid>-<random>"): never a checkpoint, but as large as one.
+// Removed when the next run starts (a run writing into the same folder at the same time would
+// lose its write; two runs must not share a folder).
+void ModelCheckpoint::remove_stale_temporaries() const {
+  static const std::regex pattern(R"((epoch-\d+|best)\.safetensors\.tmp-.+)");
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(directory_, error)) {
+    if (entry.is_regular_file(error) &&
+        std::regex_match(entry.path().filename().string(), pattern)) {
+      std::filesystem::remove(entry.path(), error);
+    }
+  }
 }
 
 void ModelCheckpoint::save(TrainContext& context, const std::string& path) const {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -147,6 +148,20 @@ Tensor check_scalar_loss(const char* caller, const Tensor& loss_value, const Ten
   return loss_value;
 }
 
+// Stops training on a NaN or infinite loss before it reaches the weights.
+void check_finite_loss(const Tensor& loss_value, const TrainContext& context) {
+  const double value = loss_value.item<double>();
+  if (std::isfinite(value)) return;
+  throw Error(strata::detail::concat(
+      "fit: the training loss is ", std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf",
+      " at epoch ", context.epoch + 1, " of ",
+      context.epochs, ", batch ", context.step + 1, " of ", context.steps, " (global step ",
+      context.global_step + 1, "); training stopped before this batch's update, so the model "
+      "holds the last finite step's weights. Common causes: a learning rate too high, NaN or "
+      "inf in the data, log or division of zero in a custom loss. FitOptions::detect_anomaly "
+      "names the op that made it"));
+}
+
 // Mean loss and metrics over `loader`, in eval mode without a tape; the caller restores the
 // model's mode. `steps` counts the batches seen.
 Logs run_evaluation(const char* caller, nn::Module& model, const LossFn& loss,
@@ -229,6 +244,8 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
   check_fit_options(options, train);
   STRATA_CHECK(static_cast<bool>(loss), "fit: the loss function is empty");
   const Device device = resolve_device("fit", model, options.device);
+  std::optional<DetectAnomalyGuard> anomaly;
+  if (options.detect_anomaly) anomaly.emplace();
 
   // The validation data: given, or split off the training set (the same split for the same
   // seed, so a resumed run validates on the same examples).
@@ -316,6 +333,7 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
         optimizer.zero_grad();
         output = model(batch.input);
         Tensor value = check_scalar_loss("fit", loss(output, batch.target), output);
+        if (options.stop_on_nonfinite_loss) check_finite_loss(value, context);
         value.backward();
         return value;
       });

@@ -78,6 +78,8 @@ struct ModelCheckpointOptions {
 //                           FitOptions::initial_epoch that resumes after it; its step is
 //                           epochs completed * batches per epoch;
 //   best.safetensors        the epoch with the best monitored value so far.
+// A write cut short by a crash leaves only a temporary file beside them, which the next run's
+// ModelCheckpoint removes when training begins.
 // Metadata "fit.epochs_done" and "fit.logs.<name>" (the epoch's logs) go with each file.
 // Resuming (what a --resume flag does):
 //   io::Checkpoint checkpoint = io::load_checkpoint(train::latest_checkpoint(dir));
@@ -105,6 +107,7 @@ class ModelCheckpoint : public Callback {
 
  private:
   void save(TrainContext& context, const std::string& path) const;
+  void remove_stale_temporaries() const;
 
   std::string directory_;
   optim::LRScheduler* scheduler_ = nullptr;

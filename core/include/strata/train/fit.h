@@ -157,6 +157,13 @@ struct FitOptions {
   // when `workers` > 0 (DataLoaderOptions::pin_memory).
   std::optional<Device> device = std::nullopt;
   int64_t initial_epoch = 0;  // the epoch to start at (resume)
+  // A NaN or infinite training loss stops fit() with a strata::Error naming the epoch and batch,
+  // before that batch's backward and update: the model keeps the last finite step's weights.
+  // Reading the loss each batch synchronizes with a CUDA device; false skips the check.
+  bool stop_on_nonfinite_loss = true;
+  // Runs the whole fit() in anomaly mode (DetectAnomalyGuard): the op whose forward or backward
+  // first makes a NaN/inf is named in the error. Slow; for finding where a NaN comes from.
+  bool detect_anomaly = false;
 };
 
 // The state of a running fit(), handed to every callback.
