@@ -275,6 +275,51 @@ TEST(MisuseSweep, ImpossibleHyperparametersOfLayersAndOptimizers) {
   }
 }
 
+// One example of each kind of check in docs/reliability.md's table, with the values the
+// message must show.
+TEST(MisuseSweep, TheKindsOfCheckTheDocsList) {
+  using test::expect_error;
+  const Tensor labels = from_vector<int64_t>({0, 3});
+  // Shape.
+  expect_error([] { (void)add(zeros({2, 3}), zeros({4})); }, {"add", "[2,3]", "[4]"});
+  expect_error([] { (void)zeros({2, 3}).t().view({6}); }, {"view", "[3,2]", "[6]"});
+  expect_error([] { (void)cat({zeros({2}), zeros({2, 1})}); }, {"cat", "[2]", "[2,1]"});
+  expect_error([] { (void)nn::Linear(3, 2)(zeros({2, 4})); }, {"linear", "4 features", "3"});
+  expect_error([] { (void)nn::Conv2d(1, 2, 3)(zeros({8, 8})); }, {"conv2d", "[8,8]"});
+  expect_error([] { (void)F::mse_loss(zeros({2, 3}), zeros({3, 2})); },
+               {"mse_loss", "[3,2]", "[2,3]"});
+  // Dtype.
+  expect_error([] { (void)mean(from_vector<int64_t>({1, 2})); }, {"mean", "i64"});
+  expect_error([] { (void)where(zeros({2}), zeros({2}), zeros({2})); }, {"where", "bool", "f32"});
+  expect_error([] { (void)stack({zeros({2}), zeros({2}, kFloat64)}); }, {"stack", "f32", "f64"});
+  expect_error([&] { (void)F::binary_cross_entropy(labels, labels); },
+               {"binary_cross_entropy", "i64"});
+  // Axis.
+  expect_error([] { (void)sum(zeros({2, 3}), {5}); }, {"sum", "dimension 5", "rank 2"});
+  expect_error([] { (void)zeros({2, 3}).permute({0, 0}); }, {"permute", "repeats"});
+  expect_error([] { (void)zeros({2, 3}).flatten(1, 0); }, {"flatten", "start_dim 1"});
+  expect_error([] { (void)scalar_tensor(1.0).select(0, 0); }, {"select", "0-dim"});
+  // Index.
+  expect_error([] { (void)zeros({2, 3}).narrow(1, 2, 4); }, {"narrow", "start 2", "size 3"});
+  expect_error([] { (void)index_select(zeros({3}), 0, from_vector<int64_t>({5})); },
+               {"index_select", "index 5", "size 3"});
+  expect_error([] { (void)F::embedding(from_vector<int64_t>({9}), zeros({3, 2})); },
+               {"embedding", "index 9", "3 embeddings"});
+  expect_error([&] { (void)F::cross_entropy(zeros({2, 3}), labels); },
+               {"cross_entropy", "class index 3", "3 classes"});
+  expect_error([] { (void)one_hot(from_vector<int64_t>({-1, 2})); }, {"one_hot", "-1"});
+  // Hyperparameters.
+  expect_error([] { (void)F::max_pool2d(zeros({1, 1, 8, 8}), {2, 2}, std::nullopt, {3, 3}); },
+               {"max_pool2d", "padding 3x3", "2x2"});
+  expect_error([&] { (void)F::cross_entropy(zeros({2, 3}), labels, smoothing(2.0)); },
+               {"cross_entropy", "label_smoothing", "2"});
+  expect_error([] { (void)F::layer_norm(zeros({2, 4}), {4}, Tensor(), Tensor(), -1.0); },
+               {"layer_norm", "eps", "-1"});
+  // Undefined tensors.
+  expect_error([] { (void)Tensor().transpose(0, 1); }, {"transpose", "undefined"});
+  expect_error([] { (void)matmul(zeros({2, 2}), Tensor()); }, {"matmul", "undefined"});
+}
+
 TEST(MisuseSweep, UnaryOpsOnEveryKindOfTensor) { check(unary_ops()); }
 TEST(MisuseSweep, BinaryOpsOnEveryPairOfTensors) { check(binary_ops()); }
 

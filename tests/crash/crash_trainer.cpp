@@ -144,16 +144,15 @@ int run(const Flags& flags) {
   std::unique_ptr<optim::Adam> optimizer = crash_test::make_optimizer(model);
   int64_t initial_epoch = 0;
   if (flags.resume) {
-    const std::string latest = train::latest_checkpoint(checkpoints.string());
-    if (latest.empty()) {
+    const train::Resumed resumed =
+        train::resume_from_latest(checkpoints.string(), model, *optimizer);
+    if (resumed.path.empty()) {
       std::printf("nothing to resume in %s: starting at epoch 1\n", checkpoints.c_str());
     } else {
-      const io::Checkpoint checkpoint = io::load_checkpoint(latest);
-      io::restore(checkpoint, model, *optimizer, nullptr);
-      initial_epoch = checkpoint.epoch;
-      std::printf("resuming from %s (%lld epochs done)\n", latest.c_str(),
-                  static_cast<long long>(initial_epoch));
+      std::printf("resuming from %s (%lld epochs done)\n", resumed.path.c_str(),
+                  static_cast<long long>(resumed.epoch));
     }
+    initial_epoch = resumed.epoch;
   }
   if (initial_epoch >= flags.epochs) {
     std::printf("the checkpoint has all %lld epochs: nothing to train\n",

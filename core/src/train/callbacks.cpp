@@ -266,6 +266,18 @@ std::string latest_checkpoint(const std::string& directory) {
   return latest;
 }
 
+Resumed resume_from_latest(const std::string& directory, nn::Module& model,
+                           optim::Optimizer& optimizer, optim::LRScheduler* scheduler,
+                           Device device) {
+  Resumed resumed;
+  resumed.path = latest_checkpoint(directory);
+  if (resumed.path.empty()) return resumed;
+  const io::Checkpoint checkpoint = io::load_checkpoint(resumed.path, device);
+  io::restore(checkpoint, model, optimizer, scheduler);
+  resumed.epoch = checkpoint.epoch;
+  return resumed;
+}
+
 // ---- LRSchedulerStep ----------------------------------------------------------------------
 
 LRSchedulerStep::LRSchedulerStep(optim::LRScheduler& scheduler, LRSchedulerStepOptions options)

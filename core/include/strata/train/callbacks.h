@@ -82,9 +82,8 @@ struct ModelCheckpointOptions {
 // ModelCheckpoint removes when training begins.
 // Metadata "fit.epochs_done" and "fit.logs.<name>" (the epoch's logs) go with each file.
 // Resuming (what a --resume flag does):
-//   io::Checkpoint checkpoint = io::load_checkpoint(train::latest_checkpoint(dir));
-//   io::restore(checkpoint, model, optimizer, &scheduler);
-//   train::fit(model, loss, optimizer, data, {..., .initial_epoch = checkpoint.epoch});
+//   train::Resumed resumed = train::resume_from_latest(dir, model, optimizer, &scheduler);
+//   train::fit(model, loss, optimizer, data, {..., .initial_epoch = resumed.epoch});
 // NOTE: an LRSchedulerStep must come before this callback in FitOptions::callbacks (fit()
 // throws otherwise): the checkpoint must hold the scheduler already stepped for the next epoch.
 class ModelCheckpoint : public Callback {
@@ -122,6 +121,21 @@ class ModelCheckpoint : public Callback {
 // The epoch-NNNN.safetensors with the highest epoch in `directory`, or "" when there is none
 // (for --resume).
 std::string latest_checkpoint(const std::string& directory);
+
+// What a --resume did: the checkpoint restored ("" when `directory` held none) and the epoch to
+// go on from (FitOptions::initial_epoch; 0 when starting afresh).
+struct Resumed {
+  std::string path;
+  int64_t epoch = 0;
+};
+
+// The --resume of a training program: restores the newest epoch checkpoint of `directory`
+// (latest_checkpoint) into objects built as the saved ones were: the model, the optimizer, the
+// scheduler when given, and the default generator. Leaves everything as it is when there is
+// no checkpoint. Tensors are loaded onto `device` (the model's).
+Resumed resume_from_latest(const std::string& directory, nn::Module& model,
+                           optim::Optimizer& optimizer, optim::LRScheduler* scheduler = nullptr,
+                           Device device = Device(DeviceType::CPU));
 
 // ---- LRSchedulerStep ----------------------------------------------------------------------
 enum class StepInterval { Epoch, Batch };
