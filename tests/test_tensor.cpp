@@ -79,6 +79,16 @@ TEST(TensorCreation, ZerosDefaultsToFloat32Cpu) {
   expect_values(t, {2, 3}, {0, 0, 0, 0, 0, 0});
 }
 
+// Found by fuzzing read_idx: a tensor with a 0-size dimension in the middle was not contiguous.
+TEST(TensorCreation, EmptyTensorsAreContiguous) {
+  for (const Shape& shape : {Shape{0}, Shape{3, 0, 2}, Shape{0, 4}, Shape{5, 0}}) {
+    const Tensor t = Tensor::empty(shape);
+    EXPECT_TRUE(t.is_contiguous()) << shape_str(shape);
+    EXPECT_EQ(t.contiguous().impl(), t.impl()) << "contiguous() copied an empty tensor";
+    EXPECT_EQ(t.view({-1}).numel(), 0);
+  }
+}
+
 TEST(TensorCreation, OnesAndFullWithDtypes) {
   expect_tensor(ones({3}, kFloat64), kFloat64, {3}, {1, 1, 1});
   expect_tensor(ones({2}, kInt64), kInt64, {2}, {1, 1});

@@ -124,6 +124,9 @@ int64_t Tensor::stride(int64_t d) const {
 Device Tensor::device() const { return impl()->storage->device(); }
 
 bool Tensor::is_contiguous() const {
+  // No element can be out of place in an empty tensor (PyTorch's rule too); the strides of one
+  // made by empty() would not pass the loop below ([2,0,3] has strides [3,3,1]).
+  if (numel() == 0) return true;
   int64_t expected = 1;
   for (size_t i = shape().size(); i-- > 0;) {
     if (shape()[i] == 1) continue;
