@@ -89,6 +89,15 @@ TEST(TensorCreation, EmptyTensorsAreContiguous) {
   }
 }
 
+// Found by fuzzing read_idx: a shape holding no element can still have strides past int64.
+TEST(TensorCreation, ShapesTooLargeToAddressAreErrors) {
+  test::expect_error([] { (void)Tensor::empty({4294902535, 2324335359, 0}); },
+                     {"empty", "[4294902535,2324335359,0]", "too large"});
+  test::expect_error([] { (void)zeros({int64_t{1} << 40, int64_t{1} << 40}); },
+                     {"empty", "too large"});
+  EXPECT_EQ(Tensor::empty({int64_t{1} << 40, 0}).numel(), 0);  // addressable, and empty
+}
+
 TEST(TensorCreation, OnesAndFullWithDtypes) {
   expect_tensor(ones({3}, kFloat64), kFloat64, {3}, {1, 1, 1});
   expect_tensor(ones({2}, kInt64), kInt64, {2}, {1, 1});

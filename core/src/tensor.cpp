@@ -3,6 +3,7 @@
 // the bookkeeping right.
 #include "strata/tensor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -98,8 +99,15 @@ TensorImpl* Tensor::impl() const {
 }
 
 Tensor Tensor::empty(const Shape& shape, TensorOptions options) {
+  // The strides multiply every nonzero size, even when another is 0 (found by fuzzing
+  // read_idx: [4294902535, 2324335359, 0] holds no element but its strides overflow), and the
+  // byte count must fit in size_t.
+  int64_t span = static_cast<int64_t>(strata::element_size(options.dtype_));
   for (int64_t s : shape) {
     STRATA_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
+    STRATA_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(s, 1), &span), "empty: shape ",
+                 shape_str(shape), " of ", dtype_name(options.dtype_),
+                 " is too large to address (over 2^63 bytes)");
   }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(

@@ -54,17 +54,21 @@ std::vector<uint8_t> read_maybe_gzipped(const fs::path& path, const char* op) {
   std::unique_ptr<gzFile_s, GzCloser> file(gzopen(path.c_str(), "rb"));
   STRATA_CHECK(file != nullptr, op, ": cannot open ", path.string(), ": ",
                errno != 0 ? std::strerror(errno) : "out of memory");
+  // Reads of up to 1 MiB, but no larger than the file needs (a plain file passes through
+  // gzread whole; a gzipped one grows by doubling): small files cost no big zeroed buffers.
+  const uintmax_t file_bytes = fs::file_size(path, status_error);
+  const size_t chunk = status_error ? size_t{1} << 20
+                                    : std::clamp<size_t>(file_bytes + 1, 4096, size_t{1} << 20);
   // A larger input buffer than zlib's 8 KiB default: fewer reads on the 26 MB training images.
-  gzbuffer(file.get(), 1 << 18);
+  if (chunk == size_t{1} << 20) gzbuffer(file.get(), 1 << 18);
 
-  constexpr size_t kChunk = 1 << 20;
   std::vector<uint8_t> bytes;
   size_t used = 0;
   for (;;) {
-    if (bytes.size() - used < kChunk) {
-      bytes.resize(std::max(bytes.size() * 2, used + kChunk));
+    if (bytes.size() - used < chunk) {
+      bytes.resize(std::max(bytes.size() * 2, used + chunk));
     }
-    const int got = gzread(file.get(), bytes.data() + used, static_cast<unsigned>(kChunk));
+    const int got = gzread(file.get(), bytes.data() + used, static_cast<unsigned>(chunk));
     if (got < 0) {
       int code = 0;
       const std::string why = gz_message(file.get(), path, code);
