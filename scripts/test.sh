@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up, builds and tests Strata; README command 2, and all that .ci/run does.
+# Sets up, builds and tests Strata; README command 2. .ci/run runs it plain, then with --sanitize.
 #   1. installs the Debian packages that are missing (as root; otherwise lists them and stops)
 #   2. configures build/ (Ninja, Release, every warning on, CUDA backend when nvcc is found)
 #   3. builds everything (library, tests, samples, benchmarks) with all cores
