@@ -4,6 +4,8 @@
 # What goes where (under CMAKE_INSTALL_PREFIX):
 #   include/strata/**             the public headers
 #   lib/libstrata.so (or .a)      the library
+#   lib/libstrata_cuda.so         the CUDA backend, loaded by libstrata.so on first use (shared
+#                                 builds with CUDA)
 #   lib/cmake/Strata/             StrataConfig.cmake, its version file, the exported targets,
 #                                 and FindCUDNN.cmake (a static CUDA build needs it downstream)
 # NOTE: a shared libstrata keeps its dependencies (OpenBLAS, OpenMP, CUDA) private, so its
@@ -24,6 +26,13 @@ install(TARGETS strata EXPORT StrataTargets
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+
+# The CUDA plugin goes beside libstrata.so, where libstrata looks for it; it finds libstrata
+# there too ($ORIGIN) and the CUDA libraries where it was linked against them.
+if(TARGET strata_cuda)
+  set_target_properties(strata_cuda PROPERTIES INSTALL_RPATH "$ORIGIN" INSTALL_RPATH_USE_LINK_PATH ON)
+  install(TARGETS strata_cuda LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+endif()
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/core/include/strata"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"

@@ -6,7 +6,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
-#include "strata/detail/cuda_hooks.h"
+#include "entry_points.h"
 #include "strata/error.h"
 
 namespace strata::cuda {
@@ -99,20 +99,16 @@ detail::CudaMemoryStats CachingAllocator::stats() const {
   return stats;
 }
 
+detail::CudaMemoryStats memory_stats(int device) {
+  std::string why;
+  if (device < 0 || device >= device_count(&why)) return {};
+  return static_cast<CudaBackend&>(backend(device)).allocator().stats();
+}
+
+void empty_cache(int device) {
+  std::string why;
+  if (device < 0 || device >= device_count(&why)) return;
+  static_cast<CudaBackend&>(backend(device)).allocator().empty_cache();
+}
+
 }  // namespace strata::cuda
-
-namespace strata::detail {
-
-CudaMemoryStats cuda_memory_stats(int device) {
-  std::string why;
-  if (device < 0 || device >= cuda_device_count(&why)) return {};
-  return static_cast<cuda::CudaBackend&>(cuda_backend(device)).allocator().stats();
-}
-
-void cuda_empty_cache(int device) {
-  std::string why;
-  if (device < 0 || device >= cuda_device_count(&why)) return;
-  static_cast<cuda::CudaBackend&>(cuda_backend(device)).allocator().empty_cache();
-}
-
-}  // namespace strata::detail

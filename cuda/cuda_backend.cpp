@@ -1,5 +1,5 @@
 // The device side of CudaBackend: its stream and library handles, the status messages of the
-// check macros, and the hooks of strata/detail/cuda_hooks.h that core/ reaches CUDA through.
+// check macros, and the entry points device_count and backend (entry_points.h).
 #include "cuda_backend.h"
 
 #include <memory>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "strata/detail/cuda_hooks.h"
+#include "entry_points.h"
 #include "strata/error.h"
 
 namespace strata::cuda {
@@ -67,10 +67,6 @@ cudnnHandle_t CudaBackend::cudnn_handle() {
   return cudnn_;
 }
 
-}  // namespace strata::cuda
-
-namespace strata::detail {
-
 namespace {
 
 struct DeviceCount {
@@ -87,8 +83,8 @@ const DeviceCount& device_count_once() {
     const cudaError_t status = cudaGetDeviceCount(&count);
     if (status != cudaSuccess) {
       static_cast<void>(cudaGetLastError());
-      found.why = concat("no CUDA device found: cudaGetDeviceCount returned ",
-                         cudaGetErrorName(status), ": ", cudaGetErrorString(status));
+      found.why = detail::concat("no CUDA device found: cudaGetDeviceCount returned ",
+                                 cudaGetErrorName(status), ": ", cudaGetErrorString(status));
     } else if (count <= 0) {
       found.why = "no CUDA device found: cudaGetDeviceCount returned 0 devices";
     } else {
@@ -101,24 +97,24 @@ const DeviceCount& device_count_once() {
 
 }  // namespace
 
-int cuda_device_count(std::string* why) {
+int device_count(std::string* why) {
   const DeviceCount& found = device_count_once();
   if (found.count == 0 && why != nullptr) *why = found.why;
   return found.count;
 }
 
-Backend& cuda_backend(int index) {
+Backend& backend(int index) {
   static std::mutex mutex;
   // NOTE: deliberately leaked, never destroyed: Storage freed by static destructors at exit
   // must still find its backend, and CUDA calls after the runtime unloads would fail.
   static auto* backends =
-      new std::vector<std::unique_ptr<cuda::CudaBackend>>(static_cast<size_t>(cuda_device_count(nullptr)));
-  STRATA_ASSERT(index >= 0 && static_cast<size_t>(index) < backends->size(), "cuda_backend(",
+      new std::vector<std::unique_ptr<CudaBackend>>(static_cast<size_t>(device_count(nullptr)));
+  STRATA_ASSERT(index >= 0 && static_cast<size_t>(index) < backends->size(), "cuda::backend(",
                 index, ") with ", backends->size(), " device(s)");
   std::lock_guard<std::mutex> lock(mutex);
   auto& slot = (*backends)[static_cast<size_t>(index)];
-  if (!slot) slot = std::make_unique<cuda::CudaBackend>(index);
+  if (!slot) slot = std::make_unique<CudaBackend>(index);
   return *slot;
 }
 
-}  // namespace strata::detail
+}  // namespace strata::cuda

@@ -3,7 +3,7 @@
 // data in place, and copy_from_host returns when the source buffer may be freed (a pinned
 // source would otherwise still be read by the DMA after return).
 #include "cuda_backend.h"
-#include "strata/detail/cuda_hooks.h"
+#include "entry_points.h"
 
 namespace strata::cuda {
 
@@ -36,12 +36,8 @@ void CudaBackend::synchronize() {
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-}  // namespace strata::cuda
-
-namespace strata::detail {
-
-void* cuda_host_alloc(size_t nbytes) {
-  if (cuda_device_count(nullptr) == 0) return nullptr;
+void* host_alloc(size_t nbytes) {
+  if (device_count(nullptr) == 0) return nullptr;
   void* ptr = nullptr;
   // NOTE: cudaHostAlloc of 0 bytes may give nullptr; one byte keeps every pointer distinct.
   if (cudaHostAlloc(&ptr, nbytes == 0 ? 1 : nbytes, cudaHostAllocDefault) != cudaSuccess) {
@@ -51,8 +47,8 @@ void* cuda_host_alloc(size_t nbytes) {
   return ptr;
 }
 
-void cuda_host_free(void* ptr) {
+void host_free(void* ptr) {
   if (ptr != nullptr) (void)cudaFreeHost(ptr);
 }
 
-}  // namespace strata::detail
+}  // namespace strata::cuda

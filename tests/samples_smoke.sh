@@ -6,11 +6,13 @@
 # usage: tests/samples_smoke.sh SAMPLES_DIR CASE
 #   CASE: flags | mnist_mlp | mnist_cnn | lstm_mnist | cifar_cnn | linear_models | resume
 # Exits 0 on success, 77 (ctest's skip) when Fashion-MNIST is not installed, 1 on a failure.
+# environment: STRATA_FASHION_MNIST, where Fashion-MNIST is when not in the system's folder
+#   (scripts/gpu_check.sh carries a copy to the GPU machine).
 set -euo pipefail
 
 samples="$1"
 case_name="$2"
-fashion_mnist=/usr/share/datasets/fashion-mnist
+fashion_mnist="${STRATA_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -84,8 +86,8 @@ case "$case_name" in
 
   mnist_mlp | mnist_cnn | lstm_mnist)
     need_fashion_mnist
-    run "$samples/$case_name" --limit 1000 --epochs 2 --batch-size 50 --out "$work/out" \
-      --progress lines
+    run "$samples/$case_name" --data "$fashion_mnist" --limit 1000 --epochs 2 --batch-size 50 \
+      --out "$work/out" --progress lines
     expect_output "Epoch 2/2"
     expect_output "test (10000 examples): accuracy"
     expect_run_files "$work/out" 2
@@ -93,8 +95,8 @@ case "$case_name" in
     # chance (10%); the LSTM starts slowest.
     minimum=0.5
     [[ "$case_name" == lstm_mnist ]] && minimum=0.35
-    run "$samples/$case_name" --limit 1000 --epochs 2 --batch-size 50 --out "$work/out" \
-      --resume --min-accuracy "$minimum"
+    run "$samples/$case_name" --data "$fashion_mnist" --limit 1000 --epochs 2 --batch-size 50 \
+      --out "$work/out" --resume --min-accuracy "$minimum"
     expect_output "nothing to train"
     ;;
 
@@ -148,7 +150,7 @@ case "$case_name" in
     # Kill a run at a random moment after its first checkpoint, resume it, and compare its
     # losses with an uninterrupted run's: on the CPU they must be the same to the last digit.
     need_fashion_mnist
-    common=(--limit 2000 --epochs 4 --batch-size 50 --device cpu --threads 1 --progress none)
+    common=(--data "$fashion_mnist" --limit 2000 --epochs 4 --batch-size 50 --device cpu --threads 1 --progress none)
     run "$samples/mnist_mlp" "${common[@]}" --out "$work/whole"
     "$samples/mnist_mlp" "${common[@]}" --out "$work/killed" > "$work/killed.log" 2>&1 &
     pid=$!
@@ -175,7 +177,7 @@ case "$case_name" in
     # The same seed twice, with two threads: every logged number but the times must match to
     # the last digit (shuffling, dropout, initialization and the multi-threaded CPU kernels).
     need_fashion_mnist
-    common=(--limit 1500 --epochs 2 --batch-size 50 --device cpu --threads 2 --seed 11
+    common=(--data "$fashion_mnist" --limit 1500 --epochs 2 --batch-size 50 --device cpu --threads 2 --seed 11
             --progress none)
     run "$samples/mnist_cnn" "${common[@]}" --out "$work/first"
     run "$samples/mnist_cnn" "${common[@]}" --out "$work/second"

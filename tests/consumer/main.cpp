@@ -1,10 +1,14 @@
 // Uses an installed Strata from outside its build: a matrix product, its backward pass, and a
-// check of the values against ones worked out by hand. Exits 0 when every value matches.
+// check of the values against ones worked out by hand; with CUDA compiled in, also that the
+// installed CUDA backend loads (a device count, or the driver's reason for none). Exits 0 when
+// every check passes.
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
+#include <strata/detail/cuda_hooks.h>
 #include <strata/strata.h>
 
 namespace {
@@ -46,6 +50,13 @@ int run() {
   ok &= expect_values("loss", loss, {163});
   ok &= expect_values("a.grad", a.grad(), {3, 7, 11, 3, 7, 11});  // ones[2,2] @ b^T
   ok &= expect_values("b.grad", b.grad(), {5, 5, 7, 7, 9, 9});    // a^T @ ones[2,2]
+#if defined(STRATA_WITH_CUDA)
+  std::string why;
+  if (strata::detail::cuda_device_count(&why) == 0) {
+    std::printf("CUDA: %s\n", why.c_str());
+    if (why.find("cannot load") != std::string::npos) ok = false;
+  }
+#endif
   std::printf("%s\n", ok ? "consumer: OK" : "consumer: FAILED");
   return ok ? 0 : 1;
 }

@@ -1,9 +1,15 @@
-// The seam between core/ and cuda/: defined in cuda/ when the CUDA backend is compiled in,
-// and in cuda/stub/cuda_unavailable.cpp when it is not. Nothing else in core/ knows about CUDA.
+// The seam between core/ and cuda/. core/src/cuda_hooks.cpp defines these functions; they reach
+// the CUDA backend through a table of its entry points (CudaHooks), which
+// - a shared build loads from the plugin libstrata_cuda.so beside libstrata.so, on the first
+//   CUDA request (so a CPU-only program never loads cuBLAS and cuDNN: about a second each start),
+// - a static build links in directly,
+// - a build without CUDA lacks (each request then says why). Nothing else in core/ knows CUDA.
 #pragma once
 
 #include <cstddef>
 #include <string>
+
+#include "strata/detail/cuda_memory.h"
 
 namespace strata {
 class Backend;
@@ -12,7 +18,8 @@ class Backend;
 namespace strata::detail {
 
 // Number of CUDA devices usable; 0 with `why` set ("CUDA backend not compiled in", "no CUDA
-// device found: cudaGetDeviceCount returned ...") when there are none.
+// device found: cudaGetDeviceCount returned ...", "cannot load libstrata_cuda.so: ...") when
+// there are none.
 int cuda_device_count(std::string* why);
 
 // The backend of CUDA device `index`; callers have checked 0 <= index < count.
@@ -23,4 +30,24 @@ Backend& cuda_backend(int index);
 void* cuda_host_alloc(size_t nbytes);
 void cuda_host_free(void* ptr);
 
+// Whether the CUDA libraries are loaded in this process yet (always true in a static CUDA
+// build, false in a build without CUDA); for tests of the lazy loading.
+bool cuda_libraries_loaded();
+
+// The CUDA backend's entry points, as cuda/plugin.cpp fills them. kAbiVersion changes whenever
+// this struct does, so a stale plugin is refused rather than called wrongly.
+struct CudaHooks {
+  static constexpr int kAbiVersion = 1;
+  int abi_version = kAbiVersion;
+  int (*device_count)(std::string* why) = nullptr;
+  Backend& (*backend)(int index) = nullptr;
+  void* (*host_alloc)(size_t nbytes) = nullptr;
+  void (*host_free)(void* ptr) = nullptr;
+  CudaMemoryStats (*memory_stats)(int device) = nullptr;
+  void (*empty_cache)(int device) = nullptr;
+};
+
 }  // namespace strata::detail
+
+// The plugin's one exported symbol (C linkage, so dlsym finds it by this name).
+extern "C" const strata::detail::CudaHooks* strata_cuda_hooks();

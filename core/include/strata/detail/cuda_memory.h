@@ -1,5 +1,5 @@
-// What the CUDA caching allocator holds on one device, for tests and memory reports. Defined in
-// cuda/allocator.cpp, and in cuda/stub/cuda_unavailable.cpp (all zeros) when CUDA is not built.
+// What the CUDA caching allocator holds on one device, for tests and memory reports. Served by
+// cuda/allocator.cpp through core/src/cuda_hooks.cpp (all zeros when CUDA is not available).
 #pragma once
 
 #include <cstddef>
