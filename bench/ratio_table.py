@@ -31,6 +31,10 @@ WORKLOAD_TEXT = {
     "train_cifar_cnn_b64": "CIFAR CNN step, batch 64",
     "train_lstm_b32": "LSTM 64-256 seq 32 + Linear step, batch 32",
     "adam_step_mlp": "Adam update of the MLP's 535,818 parameters",
+    "max_pool2d_fwd_f32_k2s2_64x32x32x32": "max_pool2d 2x2 s2 [64,32,32,32] forward",
+    "max_pool2d_bwd_f32_k2s2_64x32x32x32": "max_pool2d 2x2 s2 [64,32,32,32] backward",
+    "max_pool2d_fwd_f32_k3s2p1_64x16x28x28": "max_pool2d 3x3 s2 p1 [64,16,28,28] forward",
+    "max_pool2d_bwd_f32_k3s2p1_64x16x28x28": "max_pool2d 3x3 s2 p1 [64,16,28,28] backward",
 }
 
 

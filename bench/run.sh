@@ -9,7 +9,7 @@
 #                with STRATA_CUDA=AUTO unless STRATA_CUDA is set in the environment
 #   --quick      fewer iterations (a smoke run; the numbers are noisier)
 #   --no-build   use the strata_bench already in the build folder
-#   --only G     one group of workloads: ops (small ops, matmul) or train (training steps)
+#   --only G     one group of workloads: ops (small ops, max pooling, matmul) or train (training steps)
 # environment: STRATA_CUDA (OFF/AUTO/ON; default OFF, AUTO with --cuda), BUILD_DIR (default
 #   build-bench), JOBS (build parallelism, default 2), TORCH_PYTHON (the Python to run
 #   torch_bench.py with; default: the first of /usr/bin/python3 and python3 that imports

@@ -217,6 +217,62 @@ void bench_two_ops_backward(const Options& opt, strata::Device device) {
   report("strata." + dev + ".mul_add_sum_backward_f32_1elem", s * 1e6, "us");
 }
 
+// ---- max pooling -------------------------------------------------------------------------------
+// Forward (values and indices) and backward (grad_x from grad_out through the saved indices,
+// timed alone: the graph is kept and its backward re-run) of two common max poolings, float32:
+// 2x2 stride 2 over [64, 32, 32, 32], and 3x3 stride 2 padding 1 (ResNet's stem) over
+// [64, 16, 28, 28]. torch_bench.py times F.max_pool2d and y.backward(g, retain_graph=True).
+
+struct MaxPoolWorkload {
+  const char* name;
+  strata::Shape shape;
+  int64_t kernel, stride, padding;
+};
+
+void bench_max_pool(const Options& opt, strata::Device device) {
+  namespace F = strata::nn::functional;
+  strata::Backend& backend = strata::backend_for(device);
+  const std::string dev = device.is_cpu() ? "cpu" : "cuda";
+  const std::vector<MaxPoolWorkload> workloads = {
+      {"k2s2_64x32x32x32", {64, 32, 32, 32}, 2, 2, 0},
+      {"k3s2p1_64x16x28x28", {64, 16, 28, 28}, 3, 2, 1},
+  };
+  for (const MaxPoolWorkload& w : workloads) {
+    strata::Generator gen(11);
+    const auto options = strata::TensorOptions().device(device);
+    strata::Tensor x = strata::randn(w.shape, options, &gen);
+    const double forward_s = time_per_iteration(
+        [&](int64_t count) {
+          for (int64_t i = 0; i < count; ++i) {
+            (void)F::max_pool2d(x, w.kernel, F::Size2(w.stride), w.padding);
+          }
+          backend.synchronize();
+        },
+        opt.reps, 0.25, 10000);
+    report("strata." + dev + ".max_pool2d_fwd_f32_" + w.name, forward_s * 1e6, "us");
+
+    x.set_requires_grad(true);
+    const strata::Tensor y = F::max_pool2d(x, w.kernel, F::Size2(w.stride), w.padding);
+    const strata::Tensor g = strata::randn(y.shape(), options, &gen);
+    const double backward_s = time_per_iteration(
+        [&](int64_t count) {
+          for (int64_t i = 0; i < count; ++i) {
+            x.zero_grad();
+            y.backward(g, /*retain_graph=*/true);
+          }
+          backend.synchronize();
+        },
+        opt.reps, 0.25, 10000);
+    // Sanity: the gradient's total is grad_out's (each output routes to one input).
+    const double grad_total = x.grad().sum().item<double>(), g_total = g.sum().item<double>();
+    std::printf("# check max_pool2d_bwd_f32_%s: sum(grad_x) %.4f vs sum(grad_out) %.4f%s\n",
+                w.name, grad_total, g_total,
+                std::abs(grad_total - g_total) > 1e-2 * (1 + std::abs(g_total)) ? "  MISMATCH"
+                                                                                  : "");
+    report("strata." + dev + ".max_pool2d_bwd_f32_" + w.name, backward_s * 1e6, "us");
+  }
+}
+
 // ---- training steps ---------------------------------------------------------------------------
 // One step = forward, cross-entropy loss, backward, SGD with momentum 0.9 (lr 0.01): the same
 // networks, batch sizes and update as torch_bench.py's train_* workloads, float32.
@@ -327,6 +383,7 @@ void run_all(const Options& opt, strata::Device device) {
   if (opt.only.empty() || opt.only == "ops") {
     bench_small_add(opt, device);
     bench_two_ops_backward(opt, device);
+    bench_max_pool(opt, device);
     bench_matmul(opt, device);
   }
   if (opt.only.empty() || opt.only == "train") {

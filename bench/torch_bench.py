@@ -102,6 +102,37 @@ def bench_two_ops_backward(args, device, results):
     report(results, f"torch.{device.type}.mul_add_sum_backward_f32_1elem", s * 1e6, "us")
 
 
+def bench_max_pool(args, device, results):
+    """Forward and backward (timed alone, graph retained) of two max poolings, float32, as
+    strata_bench's max_pool2d_fwd/bwd workloads."""
+    workloads = [("k2s2_64x32x32x32", (64, 32, 32, 32), 2, 2, 0),
+                 ("k3s2p1_64x16x28x28", (64, 16, 28, 28), 3, 2, 1)]
+    for name, shape, kernel, stride, padding in workloads:
+        gen = torch.Generator().manual_seed(11)
+        x = torch.randn(*shape, generator=gen).to(device)
+
+        def forward(count):
+            for _ in range(count):
+                torch.nn.functional.max_pool2d(x, kernel, stride, padding)
+            sync(device)
+
+        s = time_per_iteration(forward, args.reps, 0.25, 10000)
+        report(results, f"torch.{device.type}.max_pool2d_fwd_f32_{name}", s * 1e6, "us")
+
+        x.requires_grad_(True)
+        y = torch.nn.functional.max_pool2d(x, kernel, stride, padding)
+        g = torch.randn(y.shape, generator=gen).to(device)
+
+        def backward(count):
+            for _ in range(count):
+                x.grad = None
+                y.backward(g, retain_graph=True)
+            sync(device)
+
+        s = time_per_iteration(backward, args.reps, 0.25, 10000)
+        report(results, f"torch.{device.type}.max_pool2d_bwd_f32_{name}", s * 1e6, "us")
+
+
 def bench_train_step(args, device, results, name, net, input_shape, classes, batch_dim=0):
     """One step: forward, cross-entropy, backward, SGD momentum 0.9 lr 0.01 (as strata_bench).
     batch_dim: the input axis holding the batch (one label per row); 1 for time-major sequences."""
@@ -190,6 +221,7 @@ def run_all(args, device, results):
     if args.only in ("", "ops"):
         bench_small_add(args, device, results)
         bench_two_ops_backward(args, device, results)
+        bench_max_pool(args, device, results)
         bench_matmul(args, device, results)
     if args.only in ("", "train"):
         bench_adam_step(args, device, results)

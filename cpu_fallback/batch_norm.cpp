@@ -250,7 +250,9 @@ void CpuBackend::batch_norm_forward(const Tensor& out, const Tensor& save_mean,
 void CpuBackend::batch_norm_backward(const Tensor& grad_x, const Tensor& grad_weight,
                                      const Tensor& grad_bias, const Tensor& grad_out,
                                      const Tensor& x, const Tensor& weight,
-                                     const Tensor& save_mean, const Tensor& save_invstd) {
+                                     const Tensor& save_mean, const Tensor& save_invstd,
+                                     double /*eps*/) {
+  // eps is already inside save_invstd = 1 / sqrt(var + eps), which is all this needs.
   STRATA_DISPATCH_FLOATING(x.dtype(), "cpu batch_norm_backward", [&] {
     backward_typed<scalar_t>(grad_x, grad_weight, grad_bias, grad_out, x, weight, save_mean,
                              save_invstd);

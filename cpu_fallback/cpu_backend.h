@@ -60,10 +60,14 @@ class CpuBackend final : public Backend {
                               const Conv2dParams& params) override;
 
   // pool.cpp
-  void pool2d_forward(PoolMode mode, const Tensor& out, const Tensor& x,
-                      const Pool2dParams& params) override;
-  void pool2d_backward(PoolMode mode, const Tensor& grad_x, const Tensor& grad_out,
-                       const Tensor& x, const Tensor& out, const Pool2dParams& params) override;
+  void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
+                          const Pool2dParams& params) override;
+  void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices,
+                           const Pool2dParams& params) override;
+  void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& params,
+                          bool count_include_pad) override;
+  void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
+                           const Pool2dParams& params, bool count_include_pad) override;
 
   // activation.cpp
   void activation_forward(Activation act, const Tensor& out, const Tensor& in,
@@ -85,7 +89,7 @@ class CpuBackend final : public Backend {
   void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_weight,
                            const Tensor& grad_bias, const Tensor& grad_out, const Tensor& x,
                            const Tensor& weight, const Tensor& save_mean,
-                           const Tensor& save_invstd) override;
+                           const Tensor& save_invstd, double eps) override;
 
   // optim.cpp / optim.cu
   void optimizer_update(const OptimizerUpdate& u, const std::vector<Tensor>& params,

@@ -1,10 +1,13 @@
-// 2-D pooling of the CPU backend (float32 and float64): max, and average with or without the
-// zero padding in the divisor. x [N, C, H, W], out [N, C, P, Q], contiguous. Each (n, c) plane
-// is independent, so planes are split over OpenMP threads; the backward of a plane runs on one
-// thread, so overlapping windows (stride < kernel) add into grad_x without races. The max
-// backward finds each window's first maximum again from x (the contract passes no indices).
-// Because pad <= kernel / 2 (checked in core/), every window holds an in-bounds element and
-// never reaches past the padded input, so the include-pad divisor is always kernel_h * kernel_w.
+// 2-D pooling of the CPU backend (float32 and float64). x [N, C, H, W], out [N, C, P, Q],
+// contiguous. Each (n, c) plane is independent, so planes are split over OpenMP threads; a
+// plane's backward runs on one thread, so overlapping windows add into grad_x without races.
+// Max pooling writes each window's maximum and its flat position h*W + w with PyTorch's rule
+// (backend.h: `v > best || isnan(v)` from -inf), vectorized across the windows of an output
+// row (2x2 windows in one pass; otherwise tap by tap over the windows that lie inside the
+// input, the border windows one at a time); its backward scatter-adds grad_out through those
+// indices and never looks at x again. Average pooling has dilation 1 and floor-mode windows
+// within the padded input (checked in core/), so the include-pad divisor is always
+// kernel_h * kernel_w.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,99 +15,24 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "vec_math.h"  // STRATA_VECTOR_CLONES
 #include "strata/error.h"
 #include "strata/tensor.h"
 
 namespace strata::cpu {
 namespace {
 
-// The in-bounds part [begin, end) of the window starting at `start` (may be negative).
+// The in-bounds positions begin, begin + step, ... (< end) of the window that starts at
+// `start` (may be negative) with `kernel` taps `dilation` apart, over an axis of `size`.
 struct Window {
   int64_t begin, end;
 };
 
-inline Window window_at(int64_t start, int64_t kernel, int64_t size) {
-  return {std::max<int64_t>(start, 0), std::min(start + kernel, size)};
-}
-
-// Flat index (within the plane) of the window's first maximum; a NaN wins, as PyTorch's
-// `v > best || isnan(v)` rule (which keeps the last NaN).
-template <typename T>
-inline int64_t argmax_with_nan(const T* plane, int64_t width, Window hw, Window ww) {
-  int64_t best_index = hw.begin * width + ww.begin;
-  T best = plane[best_index];
-  for (int64_t ih = hw.begin; ih < hw.end; ++ih) {
-    for (int64_t iw = ww.begin; iw < ww.end; ++iw) {
-      const T v = plane[ih * width + iw];
-      if (v > best || std::isnan(v)) {
-        best = v;
-        best_index = ih * width + iw;
-      }
-    }
-  }
-  return best_index;
-}
-
-// The window's maximum, NaN when it holds one.
-// NOTE: written branch-free (selects, not ifs): on real data each comparison is a coin flip,
-// and mispredicted branches made pooling several times slower.
-template <typename T>
-inline T max_in(const T* plane, int64_t width, Window hw, Window ww) {
-  T best = plane[hw.begin * width + ww.begin];
-  bool nan = false;
-  for (int64_t ih = hw.begin; ih < hw.end; ++ih) {
-    for (int64_t iw = ww.begin; iw < ww.end; ++iw) {
-      const T v = plane[ih * width + iw];
-      best = v > best ? v : best;
-      nan |= std::isnan(v);
-    }
-  }
-  return nan ? std::numeric_limits<T>::quiet_NaN() : best;
-}
-
-// The index of the window's first maximum, given that maximum (branch-free, as max_in: a
-// backward scan whose integer select compiles to a conditional move).
-template <typename T>
-inline int64_t argmax_in(const T* plane, int64_t width, Window hw, Window ww) {
-  const T best = max_in(plane, width, hw, ww);
-  if (std::isnan(best)) [[unlikely]] return argmax_with_nan(plane, width, hw, ww);
-  int64_t best_index = 0;
-  for (int64_t ih = hw.end; ih-- > hw.begin;) {
-    for (int64_t iw = ww.end; iw-- > ww.begin;) {
-      const int64_t index = ih * width + iw;
-      best_index = plane[index] == best ? index : best_index;
-    }
-  }
-  return best_index;
-}
-
-// The most common pooling, 2x2 windows at stride 2 without padding, has a path of its own:
-// the same results (the first maximum; NaN when the window holds one, the first NaN's position
-// for the gradient) without the general window bookkeeping.
-inline bool is_max_pool_2x2(const Pool2dParams& pp) {
-  return pp.kernel_h == 2 && pp.kernel_w == 2 && pp.stride_h == 2 && pp.stride_w == 2 &&
-         pp.pad_h == 0 && pp.pad_w == 0;
-}
-
-template <typename T>
-struct WindowMax {
-  T value;
-  int index;  // 0 top left, 1 top right, 2 bottom left, 3 bottom right
-};
-
-// The window top[0], top[1], bottom[0], bottom[1], scanned in that (row-major) order: a value
-// replaces the best when it is larger, or NaN over a number.
-template <typename T>
-inline WindowMax<T> window_2x2(const T* top, const T* bottom) {
-  WindowMax<T> best{top[0], 0};
-  const T rest[3] = {top[1], bottom[0], bottom[1]};
-  for (int j = 0; j < 3; ++j) {
-    const T v = rest[j];
-    const bool take = v > best.value || (std::isnan(v) && !std::isnan(best.value));
-    best.value = take ? v : best.value;
-    best.index = take ? j + 1 : best.index;
-  }
-  return best;
+inline Window window_at(int64_t start, int64_t kernel, int64_t dilation, int64_t size) {
+  int64_t begin = start;
+  // The first tap at or after 0: skip whole dilation steps of padding.
+  if (begin < 0) begin += (-begin + dilation - 1) / dilation * dilation;
+  return {begin, std::min(start + (kernel - 1) * dilation + 1, size)};
 }
 
 struct PoolShape {
@@ -116,100 +44,227 @@ PoolShape pool_shape(const Tensor& x, const Tensor& out) {
           out.shape()[3]};
 }
 
+// ---- max pooling --------------------------------------------------------------------------
+
+// PyTorch's update: a larger value, or any NaN (so the last NaN of a window is kept).
+// NOTE: `|`, not `||`, and selects rather than ifs, in loops across windows: on real data
+// each comparison is a coin flip, and a scalar scan (`||` and `if` become branches, and GCC
+// turns even selects back into them) was mispredicted so often that max pooling ran 5 to 20
+// times slower than these vectorized compares and blends.
 template <typename T>
-void pool2d_forward_typed(PoolMode mode, const Tensor& out, const Tensor& x,
-                          const Pool2dParams& pp) {
+inline bool takes_over(T v, T best) {
+  return (v > best) | std::isnan(v);
+}
+
+// The most common pooling, 2x2 windows at stride 2 without padding or dilation, has a path
+// of its own: the same values and indices, in one vectorized pass per output row.
+// NOTE: only when every window lies inside the input: with ceil_mode the last row or column
+// of windows may hang over the edge, and this path reads all four elements.
+inline bool is_max_pool_2x2(const Pool2dParams& pp, const PoolShape& g) {
+  return pp.kernel_h == 2 && pp.kernel_w == 2 && pp.stride_h == 2 && pp.stride_w == 2 &&
+         pp.pad_h == 0 && pp.pad_w == 0 && pp.dilation_h == 1 && pp.dilation_w == 1 &&
+         2 * g.p <= g.h && 2 * g.q <= g.w;
+}
+
+// One plane of 2x2 pooling, row by row: window ow of output row oh is top[2ow], top[2ow + 1],
+// bottom[2ow], bottom[2ow + 1], scanned in that (row-major) order. Starting from top[2ow]
+// instead of -inf picks the same element: it beats -inf unless it is -inf, and then both keep
+// it.
+template <typename T>
+STRATA_VECTOR_CLONES void max_pool_plane_2x2(const T* __restrict plane, T* __restrict out,
+                                             int64_t* __restrict indices, const PoolShape& g) {
+  for (int64_t oh = 0; oh < g.p; ++oh) {
+    const int64_t first = 2 * oh * g.w;  // flat index of the row's top[0]
+    const T* top = plane + first;
+    const T* bottom = top + g.w;
+    T* out_row = out + oh * g.q;
+    int64_t* index_row = indices + oh * g.q;
+    for (int64_t ow = 0; ow < g.q; ++ow) {
+      const T a = top[2 * ow], b = top[2 * ow + 1], c = bottom[2 * ow], d = bottom[2 * ow + 1];
+      T best = a;
+      int64_t offset = 0;
+      bool take = takes_over(b, best);
+      best = take ? b : best;
+      offset = take ? 1 : offset;
+      take = takes_over(c, best);
+      best = take ? c : best;
+      offset = take ? g.w : offset;
+      take = takes_over(d, best);
+      best = take ? d : best;
+      offset = take ? g.w + 1 : offset;
+      out_row[ow] = best;
+      index_row[ow] = first + 2 * ow + offset;
+    }
+  }
+}
+
+// One output of general pooling: scans the window's in-bounds taps row-major from -inf.
+template <typename T>
+inline void max_window(const T* plane, int64_t width, Window hw, Window ww, int64_t dilation_h,
+                       int64_t dilation_w, T* out, int64_t* index) {
+  T best = -std::numeric_limits<T>::infinity();
+  int64_t best_index = hw.begin * width + ww.begin;
+  for (int64_t ih = hw.begin; ih < hw.end; ih += dilation_h) {
+    for (int64_t iw = ww.begin; iw < ww.end; iw += dilation_w) {
+      const int64_t i = ih * width + iw;
+      const T v = plane[i];
+      const bool take = takes_over(v, best);
+      best = take ? v : best;
+      best_index = take ? i : best_index;
+    }
+  }
+  *out = best;
+  *index = best_index;
+}
+
+// One tap for `count` neighbouring windows of a row: window j compares row[j * stride] (flat
+// index first + j * stride) with its best so far. kStride > 0 fixes the stride at compile time
+// (the common 1 and 2 vectorize with plain loads); 0 reads `stride`.
+template <typename T, int64_t kStride>
+inline void max_pool_tap(const T* __restrict row, T* __restrict best,
+                         int64_t* __restrict best_index, int64_t count, int64_t stride,
+                         int64_t first) {
+  const int64_t step = kStride > 0 ? kStride : stride;
+  for (int64_t j = 0; j < count; ++j) {
+    const T v = row[j * step];
+    const T b = best[j];
+    const bool take = takes_over(v, b);
+    best[j] = take ? v : b;
+    best_index[j] = take ? first + j * step : best_index[j];
+  }
+}
+
+// One plane of general pooling. Per output row, the windows whose columns all lie inside the
+// input, [lo, hi), run tap by tap over the whole row (vectorized across windows; each window
+// still sees its taps in row-major order, as PyTorch's scan); the few border windows run one
+// at a time. out and indices hold the running best until the last tap.
+template <typename T>
+STRATA_VECTOR_CLONES void max_pool_plane(const T* __restrict plane, T* __restrict out,
+                                         int64_t* __restrict indices, const PoolShape& g,
+                                         const Pool2dParams& pp) {
+  // Window ow is interior when ow * stride - pad >= 0 and its last tap
+  // ow * stride - pad + (kernel - 1) * dilation <= W - 1.
+  const int64_t lo = std::min(g.q, (pp.pad_w + pp.stride_w - 1) / pp.stride_w);
+  const int64_t last_start = g.w - 1 - (pp.kernel_w - 1) * pp.dilation_w + pp.pad_w;
+  const int64_t hi =
+      std::max(lo, last_start < 0 ? 0 : std::min(g.q, last_start / pp.stride_w + 1));
+  for (int64_t oh = 0; oh < g.p; ++oh) {
+    const Window hw = window_at(oh * pp.stride_h - pp.pad_h, pp.kernel_h, pp.dilation_h, g.h);
+    T* out_row = out + oh * g.q;
+    int64_t* index_row = indices + oh * g.q;
+    const auto border_window = [&](int64_t ow) {
+      const Window ww = window_at(ow * pp.stride_w - pp.pad_w, pp.kernel_w, pp.dilation_w, g.w);
+      max_window(plane, g.w, hw, ww, pp.dilation_h, pp.dilation_w, out_row + ow,
+                 index_row + ow);
+    };
+    for (int64_t ow = 0; ow < lo; ++ow) border_window(ow);
+    for (int64_t ow = hi; ow < g.q; ++ow) border_window(ow);
+    for (int64_t ow = lo; ow < hi; ++ow) {
+      out_row[ow] = -std::numeric_limits<T>::infinity();
+      index_row[ow] = hw.begin * g.w + ow * pp.stride_w - pp.pad_w;
+    }
+    for (int64_t ih = hw.begin; ih < hw.end; ih += pp.dilation_h) {
+      for (int64_t a = 0; a < pp.kernel_w; ++a) {
+        const int64_t first = ih * g.w + lo * pp.stride_w - pp.pad_w + a * pp.dilation_w;
+        const T* row = plane + first;
+        if (pp.stride_w == 1) {
+          max_pool_tap<T, 1>(row, out_row + lo, index_row + lo, hi - lo, 1, first);
+        } else if (pp.stride_w == 2) {
+          max_pool_tap<T, 2>(row, out_row + lo, index_row + lo, hi - lo, 2, first);
+        } else {
+          max_pool_tap<T, 0>(row, out_row + lo, index_row + lo, hi - lo, pp.stride_w, first);
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void max_pool2d_forward_typed(const Tensor& out, const Tensor& indices, const Tensor& x,
+                              const Pool2dParams& pp) {
   const PoolShape g = pool_shape(x, out);
   const T* x_data = static_cast<const T*>(x.raw_data());
   T* out_data = static_cast<T*>(out.raw_data());
-  const T full_area = static_cast<T>(pp.kernel_h * pp.kernel_w);
-  if (mode == PoolMode::Max && is_max_pool_2x2(pp)) {
-    parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
-      const T* plane = x_data + plane_index * g.h * g.w;
-      T* out_plane = out_data + plane_index * g.p * g.q;
-      for (int64_t oh = 0; oh < g.p; ++oh) {
-        const T* top = plane + 2 * oh * g.w;
-        const T* bottom = top + g.w;
-        for (int64_t ow = 0; ow < g.q; ++ow) {
-          out_plane[oh * g.q + ow] = window_2x2(top + 2 * ow, bottom + 2 * ow).value;
-        }
-      }
-    });
-    return;
-  }
+  int64_t* index_data = static_cast<int64_t*>(indices.raw_data());
+  const bool fast_2x2 = is_max_pool_2x2(pp, g);
+  parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
+    const T* plane = x_data + plane_index * g.h * g.w;
+    T* out_plane = out_data + plane_index * g.p * g.q;
+    int64_t* index_plane = index_data + plane_index * g.p * g.q;
+    if (fast_2x2) {
+      max_pool_plane_2x2(plane, out_plane, index_plane, g);
+    } else {
+      max_pool_plane(plane, out_plane, index_plane, g, pp);
+    }
+  });
+}
+
+// grad_x plane = 0, then grad_x[index] += grad_out for every output of the plane.
+template <typename T>
+void max_pool2d_backward_typed(const Tensor& grad_x, const Tensor& grad_out,
+                               const Tensor& indices) {
+  const PoolShape g = pool_shape(grad_x, grad_out);
+  const T* go_data = static_cast<const T*>(grad_out.raw_data());
+  const int64_t* index_data = static_cast<const int64_t*>(indices.raw_data());
+  T* gx_data = static_cast<T*>(grad_x.raw_data());
+  parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
+    const T* go_plane = go_data + plane_index * g.p * g.q;
+    const int64_t* index_plane = index_data + plane_index * g.p * g.q;
+    T* gx_plane = gx_data + plane_index * g.h * g.w;
+    std::fill(gx_plane, gx_plane + g.h * g.w, T(0));
+    for (int64_t k = 0; k < g.p * g.q; ++k) gx_plane[index_plane[k]] += go_plane[k];
+  });
+}
+
+// ---- average pooling ----------------------------------------------------------------------
+
+template <typename T>
+inline T avg_divisor(const Pool2dParams& pp, bool count_include_pad, Window hw, Window ww) {
+  return count_include_pad ? static_cast<T>(pp.kernel_h * pp.kernel_w)
+                           : static_cast<T>((hw.end - hw.begin) * (ww.end - ww.begin));
+}
+
+template <typename T>
+void avg_pool2d_forward_typed(const Tensor& out, const Tensor& x, const Pool2dParams& pp,
+                              bool count_include_pad) {
+  const PoolShape g = pool_shape(x, out);
+  const T* x_data = static_cast<const T*>(x.raw_data());
+  T* out_data = static_cast<T*>(out.raw_data());
   parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
     const T* plane = x_data + plane_index * g.h * g.w;
     T* out_plane = out_data + plane_index * g.p * g.q;
     for (int64_t oh = 0; oh < g.p; ++oh) {
-      const Window hw = window_at(oh * pp.stride_h - pp.pad_h, pp.kernel_h, g.h);
+      const Window hw = window_at(oh * pp.stride_h - pp.pad_h, pp.kernel_h, 1, g.h);
       for (int64_t ow = 0; ow < g.q; ++ow) {
-        const Window ww = window_at(ow * pp.stride_w - pp.pad_w, pp.kernel_w, g.w);
-        T result;
-        if (mode == PoolMode::Max) {
-          result = max_in(plane, g.w, hw, ww);
-        } else {
-          T sum = 0;
-          for (int64_t ih = hw.begin; ih < hw.end; ++ih) {
-            for (int64_t iw = ww.begin; iw < ww.end; ++iw) sum += plane[ih * g.w + iw];
-          }
-          const T area = mode == PoolMode::AvgIncludePad
-                             ? full_area
-                             : static_cast<T>((hw.end - hw.begin) * (ww.end - ww.begin));
-          result = sum / area;
+        const Window ww = window_at(ow * pp.stride_w - pp.pad_w, pp.kernel_w, 1, g.w);
+        T sum = 0;
+        for (int64_t ih = hw.begin; ih < hw.end; ++ih) {
+          for (int64_t iw = ww.begin; iw < ww.end; ++iw) sum += plane[ih * g.w + iw];
         }
-        out_plane[oh * g.q + ow] = result;
+        out_plane[oh * g.q + ow] = sum / avg_divisor<T>(pp, count_include_pad, hw, ww);
       }
     }
   });
 }
 
 template <typename T>
-void pool2d_backward_typed(PoolMode mode, const Tensor& grad_x, const Tensor& grad_out,
-                           const Tensor& x, const Pool2dParams& pp) {
-  const PoolShape g = pool_shape(x, grad_out);
-  const T* x_data = static_cast<const T*>(x.raw_data());
+void avg_pool2d_backward_typed(const Tensor& grad_x, const Tensor& grad_out,
+                               const Pool2dParams& pp, bool count_include_pad) {
+  const PoolShape g = pool_shape(grad_x, grad_out);
   const T* go_data = static_cast<const T*>(grad_out.raw_data());
   T* gx_data = static_cast<T*>(grad_x.raw_data());
-  const T full_area = static_cast<T>(pp.kernel_h * pp.kernel_w);
-  if (mode == PoolMode::Max && is_max_pool_2x2(pp)) {
-    parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
-      const T* plane = x_data + plane_index * g.h * g.w;
-      const T* go_plane = go_data + plane_index * g.p * g.q;
-      T* gx_plane = gx_data + plane_index * g.h * g.w;
-      std::fill(gx_plane, gx_plane + g.h * g.w, T(0));
-      for (int64_t oh = 0; oh < g.p; ++oh) {
-        const T* top = plane + 2 * oh * g.w;
-        const T* bottom = top + g.w;
-        T* gx_top = gx_plane + 2 * oh * g.w;
-        for (int64_t ow = 0; ow < g.q; ++ow) {
-          const int index = window_2x2(top + 2 * ow, bottom + 2 * ow).index;
-          // The windows do not overlap: each input gets at most one gradient.
-          gx_top[(index >> 1) * g.w + 2 * ow + (index & 1)] = go_plane[oh * g.q + ow];
-        }
-      }
-    });
-    return;
-  }
   parallel_for(g.planes, worth_threads(g.planes * g.h * g.w), [&](int64_t plane_index) {
-    const T* plane = x_data + plane_index * g.h * g.w;
     const T* go_plane = go_data + plane_index * g.p * g.q;
     T* gx_plane = gx_data + plane_index * g.h * g.w;
     std::fill(gx_plane, gx_plane + g.h * g.w, T(0));
     for (int64_t oh = 0; oh < g.p; ++oh) {
-      const Window hw = window_at(oh * pp.stride_h - pp.pad_h, pp.kernel_h, g.h);
+      const Window hw = window_at(oh * pp.stride_h - pp.pad_h, pp.kernel_h, 1, g.h);
       for (int64_t ow = 0; ow < g.q; ++ow) {
-        const Window ww = window_at(ow * pp.stride_w - pp.pad_w, pp.kernel_w, g.w);
-        const T grad = go_plane[oh * g.q + ow];
-        if (mode == PoolMode::Max) {
-          gx_plane[argmax_in(plane, g.w, hw, ww)] += grad;
-        } else {
-          const T area = mode == PoolMode::AvgIncludePad
-                             ? full_area
-                             : static_cast<T>((hw.end - hw.begin) * (ww.end - ww.begin));
-          const T share = grad / area;
-          for (int64_t ih = hw.begin; ih < hw.end; ++ih) {
-            for (int64_t iw = ww.begin; iw < ww.end; ++iw) gx_plane[ih * g.w + iw] += share;
-          }
+        const Window ww = window_at(ow * pp.stride_w - pp.pad_w, pp.kernel_w, 1, g.w);
+        const T share =
+            go_plane[oh * g.q + ow] / avg_divisor<T>(pp, count_include_pad, hw, ww);
+        for (int64_t ih = hw.begin; ih < hw.end; ++ih) {
+          for (int64_t iw = ww.begin; iw < ww.end; ++iw) gx_plane[ih * g.w + iw] += share;
         }
       }
     }
@@ -218,17 +273,32 @@ void pool2d_backward_typed(PoolMode mode, const Tensor& grad_x, const Tensor& gr
 
 }  // namespace
 
-void CpuBackend::pool2d_forward(PoolMode mode, const Tensor& out, const Tensor& x,
-                                const Pool2dParams& params) {
-  STRATA_DISPATCH_FLOATING(out.dtype(), "pool2d_forward",
-                           [&] { pool2d_forward_typed<scalar_t>(mode, out, x, params); });
+void CpuBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
+                                    const Pool2dParams& params) {
+  STRATA_DISPATCH_FLOATING(out.dtype(), "max_pool2d_forward", [&] {
+    max_pool2d_forward_typed<scalar_t>(out, indices, x, params);
+  });
 }
 
-void CpuBackend::pool2d_backward(PoolMode mode, const Tensor& grad_x, const Tensor& grad_out,
-                                 const Tensor& x, const Tensor& out, const Pool2dParams& params) {
-  (void)out;  // max pooling recomputes each window's first maximum from x
-  STRATA_DISPATCH_FLOATING(grad_x.dtype(), "pool2d_backward", [&] {
-    pool2d_backward_typed<scalar_t>(mode, grad_x, grad_out, x, params);
+void CpuBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
+                                     const Tensor& indices, const Pool2dParams& params) {
+  (void)params;  // the indices say where each gradient goes
+  STRATA_DISPATCH_FLOATING(grad_x.dtype(), "max_pool2d_backward", [&] {
+    max_pool2d_backward_typed<scalar_t>(grad_x, grad_out, indices);
+  });
+}
+
+void CpuBackend::avg_pool2d_forward(const Tensor& out, const Tensor& x,
+                                    const Pool2dParams& params, bool count_include_pad) {
+  STRATA_DISPATCH_FLOATING(out.dtype(), "avg_pool2d_forward", [&] {
+    avg_pool2d_forward_typed<scalar_t>(out, x, params, count_include_pad);
+  });
+}
+
+void CpuBackend::avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
+                                     const Pool2dParams& params, bool count_include_pad) {
+  STRATA_DISPATCH_FLOATING(grad_x.dtype(), "avg_pool2d_backward", [&] {
+    avg_pool2d_backward_typed<scalar_t>(grad_x, grad_out, params, count_include_pad);
   });
 }
 

@@ -18,8 +18,17 @@ size_t round_allocation_size(size_t nbytes) {
 }
 
 void* CachingAllocator::allocate(size_t nbytes, cudaStream_t stream) {
-  const size_t size = round_allocation_size(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
+  return allocate_locked(nbytes, stream, true);
+}
+
+void* CachingAllocator::try_allocate(size_t nbytes, cudaStream_t stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return allocate_locked(nbytes, stream, false);
+}
+
+void* CachingAllocator::allocate_locked(size_t nbytes, cudaStream_t stream, bool may_free_cache) {
+  const size_t size = round_allocation_size(nbytes);
 
   // Smallest cached block of this stream that fits, if it is at most 25% too big.
   auto it = free_blocks_.lower_bound(Block{nullptr, size, stream});
@@ -38,6 +47,7 @@ void* CachingAllocator::allocate(size_t nbytes, cudaStream_t stream) {
   ++malloc_calls_;
   if (status == cudaErrorMemoryAllocation) {
     static_cast<void>(cudaGetLastError());  // clear it: out of memory is not sticky
+    if (!may_free_cache) return nullptr;
     const size_t cached_before = cached_bytes_;
     free_cached_locked();
     status = cudaMalloc(&ptr, size);

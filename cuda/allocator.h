@@ -8,7 +8,9 @@
 // - A request takes the smallest free block of its stream with at least its rounded size and
 //   at most 25% more; blocks are never split or merged. Otherwise cudaMalloc.
 // - When cudaMalloc fails, every cached block is freed and cudaMalloc tried once more; then
-//   strata::Error says how much was asked for, in use and cached.
+//   strata::Error says how much was asked for, in use and cached. try_allocate() instead
+//   returns nullptr at the first failure, leaving the cache alone (for buffers that have an
+//   alternative, such as a cuDNN workspace: another algorithm).
 // Thread-safe (one mutex).
 #pragma once
 
@@ -39,6 +41,8 @@ class CachingAllocator {
 
   // At least nbytes bytes (256-byte aligned, as cudaMalloc gives), to be used on `stream`.
   void* allocate(size_t nbytes, cudaStream_t stream);
+  // As allocate(), but nullptr when cudaMalloc fails (no cache freed, no device synchronize).
+  void* try_allocate(size_t nbytes, cudaStream_t stream);
   // `ptr` must come from allocate(); nullptr is ignored. Never calls CUDA.
   void deallocate(void* ptr);
   // cudaFree of every cached block (after the device has finished its work).
@@ -61,6 +65,9 @@ class CachingAllocator {
 
   // Called with mutex_ held.
   void free_cached_locked();
+  // A cached block or cudaMalloc; on out of memory, frees the cache and retries (then throws)
+  // when may_free_cache, else returns nullptr.
+  void* allocate_locked(size_t nbytes, cudaStream_t stream, bool may_free_cache);
 
   int device_;
   mutable std::mutex mutex_;

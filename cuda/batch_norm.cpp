@@ -7,10 +7,12 @@
 // 1 / sqrt(biased var + eps) (the contract's save_invstd, despite the name), and the running
 // update is running = (1 - factor) * running + factor * batch with factor = momentum and the
 // unbiased variance (N*S / (N*S - 1) times the biased one) for running_var — the same update
-// PyTorch relies on when it hands its batch norm to cuDNN.
+// PyTorch relies on when it hands its batch norm to cuDNN. Backward gets the forward's eps, as
+// cuDNN asks. Data pointers reach cuDNN 16-byte aligned (aligned.h).
 #include <algorithm>
 #include <cstdint>
 
+#include "aligned.h"
 #include "common.h"
 #include "cuda_backend.h"
 #include "cudnn_utils.h"
@@ -52,31 +54,47 @@ void CudaBackend::batch_norm_forward(const Tensor& out, const Tensor& save_mean,
   const CudnnScale scale(x.dtype());
   // Running statistics only when given (cuDNN takes both pointers null or neither).
   const bool track = running_mean.defined() && running_var.defined();
+  using Use = AlignedData::Use;
+  const AlignedData x_a(*this, x, Use::kIn), weight_a(*this, weight, Use::kIn),
+      bias_a(*this, bias, Use::kIn);
+  AlignedData out_a(*this, out, Use::kOut), mean_a(*this, save_mean, Use::kOut),
+      invstd_a(*this, save_invstd, Use::kOut);
+  AlignedData running_mean_a(*this, track ? running_mean : Tensor(), Use::kInOut),
+      running_var_a(*this, track ? running_var : Tensor(), Use::kInOut);
   CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
-      cudnn_handle(), CUDNN_BATCHNORM_SPATIAL, scale.one(), scale.zero(), d.x.get(), x.raw_data(),
-      d.x.get(), out.raw_data(), d.channel.get(), weight.raw_data(), bias.raw_data(), momentum,
-      track ? running_mean.raw_data() : nullptr, track ? running_var.raw_data() : nullptr,
-      cudnn_epsilon(eps), save_mean.raw_data(), save_invstd.raw_data()));
+      cudnn_handle(), CUDNN_BATCHNORM_SPATIAL, scale.one(), scale.zero(), d.x.get(), x_a.get(),
+      d.x.get(), out_a.get(), d.channel.get(), weight_a.get(), bias_a.get(), momentum,
+      running_mean_a.get(), running_var_a.get(), cudnn_epsilon(eps), mean_a.get(),
+      invstd_a.get()));
+  for (AlignedData* written : {&out_a, &mean_a, &invstd_a, &running_mean_a, &running_var_a}) {
+    written->write_back();
+  }
 }
 
 // grad_x [N, C, *], grad_weight and grad_bias [C], from grad_out and the saved statistics.
 void CudaBackend::batch_norm_backward(const Tensor& grad_x, const Tensor& grad_weight,
                                       const Tensor& grad_bias, const Tensor& grad_out,
                                       const Tensor& x, const Tensor& weight,
-                                      const Tensor& save_mean, const Tensor& save_invstd) {
+                                      const Tensor& save_mean, const Tensor& save_invstd,
+                                      double eps) {
   if (x.size(0) == 0 || x.size(1) == 0 || x.numel() == 0) return;
   DeviceGuard guard(device_index_);
   BatchNormDescriptors d(x, "batch_norm_backward");
   const CudnnScale scale(x.dtype());
-  // NOTE: backend.h's backward takes no eps. cuDNN uses eps only to recompute the inverse
-  // standard deviation when no saved statistics are passed; we always pass the forward's
-  // save_mean/save_invstd, so this value (any >= CUDNN_BN_MIN_EPSILON) is not used.
-  const double unused_eps = cudnn_epsilon(1e-5);
+  using Use = AlignedData::Use;
+  const AlignedData x_a(*this, x, Use::kIn), grad_out_a(*this, grad_out, Use::kIn),
+      weight_a(*this, weight, Use::kIn), mean_a(*this, save_mean, Use::kIn),
+      invstd_a(*this, save_invstd, Use::kIn);
+  AlignedData grad_x_a(*this, grad_x, Use::kOut), grad_weight_a(*this, grad_weight, Use::kOut),
+      grad_bias_a(*this, grad_bias, Use::kOut);
+  // NOTE: cuDNN asks for the forward's epsilon here ("the same epsilon value should be used in
+  // forward and backward"), even though the saved statistics already hold it.
   CUDNN_CHECK(cudnnBatchNormalizationBackward(
       cudnn_handle(), CUDNN_BATCHNORM_SPATIAL, scale.one(), scale.zero(), scale.one(), scale.zero(),
-      d.x.get(), x.raw_data(), d.x.get(), grad_out.raw_data(), d.x.get(), grad_x.raw_data(),
-      d.channel.get(), weight.raw_data(), grad_weight.raw_data(), grad_bias.raw_data(), unused_eps,
-      save_mean.raw_data(), save_invstd.raw_data()));
+      d.x.get(), x_a.get(), d.x.get(), grad_out_a.get(), d.x.get(), grad_x_a.get(),
+      d.channel.get(), weight_a.get(), grad_weight_a.get(), grad_bias_a.get(), cudnn_epsilon(eps),
+      mean_a.get(), invstd_a.get()));
+  for (AlignedData* written : {&grad_x_a, &grad_weight_a, &grad_bias_a}) written->write_back();
 }
 
 }  // namespace strata::cuda

@@ -6,18 +6,23 @@
 // is cached in a file-local registry, keeping only those that cuDNN says it can run with our
 // math type and, under strata::deterministic(), only CUDNN_DETERMINISTIC ones (falling back to
 // the pass's deterministic default algorithm if that leaves none). Each call runs the first
-// candidate whose workspace the caching allocator can give and that cuDNN does not refuse
-// (workspaces never come from cudaMalloc in the steady state; they go back to the cache when
-// the call returns, which the stream-ordered allocator makes safe while kernels are queued).
+// candidate whose workspace the caching allocator can give and that cuDNN does not refuse, in
+// the order algo_fallback.h rules: a candidate whose workspace could not be had without
+// emptying the cache, or that cuDNN refused, is remembered per (key, candidate) and skipped by
+// later calls, and only a call's last candidate may empty the cache (workspaces never come
+// from cudaMalloc in the steady state; they go back to the cache when the call returns, which
+// the stream-ordered allocator makes safe while kernels are queued).
+// Data pointers reach cuDNN 16-byte aligned (aligned.h): a misaligned view is copied.
 // float32 uses CUDNN_FMA_MATH unless strata::allow_tf32() (then cuDNN's default, TF32 allowed),
 // so results match the CPU's by default.
 #include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <vector>
 
+#include "algo_fallback.h"
+#include "aligned.h"
 #include "common.h"
 #include "cuda_backend.h"
 #include "cudnn_utils.h"
@@ -53,6 +58,7 @@ using ConvKey = std::array<int64_t, 20>;
 struct ConvRegistry {
   std::mutex mutex;
   std::map<ConvKey, std::vector<AlgoChoice>> choices;
+  AlgoFallback<ConvKey> failures;  // candidates that could not run, per key
 };
 ConvRegistry& conv_registry() {
   static auto* registry = new ConvRegistry;
@@ -202,32 +208,63 @@ std::vector<AlgoChoice> algorithms_for(ConvPass pass, cudnnHandle_t handle, Conv
   return found;
 }
 
-// Runs `launch(choice, workspace)` (which returns the cuDNN call's status) with the first
-// candidate that works: an out-of-memory error for its workspace, or a status of the
-// CUDNN_STATUS_NOT_SUPPORTED category from the call (the probe accepted what the kernel then
-// refused), moves on to the next; anything else, or the last candidate failing, throws naming
-// the call.
+// A cuDNN workspace from the caching allocator: none for 0 bytes. With may_empty_cache false
+// an allocation that cudaMalloc cannot serve leaves ok() false instead of emptying the cache
+// (a device synchronize) and retrying; with true it empties, retries, and then throws.
+class Workspace {
+ public:
+  Workspace(CudaBackend& backend, size_t bytes, bool may_empty_cache) : backend_(backend) {
+    if (bytes == 0) return;
+    ptr_ = may_empty_cache ? backend.allocate(bytes)
+                           : backend.allocator().try_allocate(bytes, backend.stream());
+    ok_ = ptr_ != nullptr;
+  }
+  ~Workspace() {
+    if (ptr_ != nullptr) backend_.deallocate(ptr_, 0);
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  bool ok() const { return ok_; }
+  void* get() const { return ptr_; }
+
+ private:
+  CudaBackend& backend_;
+  void* ptr_ = nullptr;
+  bool ok_ = true;
+};
+
+// Runs `launch(choice, workspace)` (which returns the cuDNN call's status) with the candidates
+// in the order conv_registry().failures gives (algo_fallback.h): a workspace the cache cannot
+// give, or a status of the CUDNN_STATUS_NOT_SUPPORTED category (the probe accepted what the
+// kernel then refused), moves on to the next candidate and is remembered;
+// CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER moves on without being remembered (it is about
+// this call's pointers; aligned.h should have prevented it). Anything else, or the call's last
+// candidate failing, throws naming the call.
 template <typename LaunchFn>
 void run_first_that_works(CudaBackend& backend, ConvDescriptors& d, ConvPass pass,
                           const char* call, const std::vector<AlgoChoice>& choices,
                           const LaunchFn& launch) {
-  for (size_t i = 0; i < choices.size(); ++i) {
-    const AlgoChoice& choice = choices[i];
-    const bool last = i + 1 == choices.size();
-    std::optional<ScratchBuffer> workspace;
-    try {
-      workspace.emplace(backend, choice.workspace);
-    } catch (const Error&) {
-      if (last) throw;
-      continue;
-    }
-    CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), choice.math));
-    const cudnnStatus_t status = launch(choice, workspace->get());
-    if (status == CUDNN_STATUS_SUCCESS) return;
-    if (!last && CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED) continue;
-    throw_status_error("cuDNN", call, static_cast<long long>(status), cudnn_status_string(status),
-                       pass_name(pass), __FILE__, __LINE__);
-  }
+  cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
+  const AttemptResult result = conv_registry().failures.run(
+      d.key, choices.size(), [&](size_t index, bool last) {
+        const AlgoChoice& choice = choices[index];
+        const Workspace workspace(backend, choice.workspace, /*may_empty_cache=*/last);
+        if (!workspace.ok()) return AttemptResult::kNoWorkspace;
+        CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), choice.math));
+        status = launch(choice, workspace.get());
+        if (status == CUDNN_STATUS_SUCCESS) return AttemptResult::kRan;
+        if (status == CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER) return AttemptResult::kTransient;
+        if (CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED) {
+          return AttemptResult::kRefused;
+        }
+        throw_status_error("cuDNN", call, static_cast<long long>(status),
+                           cudnn_status_string(status), pass_name(pass), __FILE__, __LINE__);
+      });
+  if (result == AttemptResult::kRan) return;
+  STRATA_ASSERT(result != AttemptResult::kNoWorkspace, pass_name(pass),
+                ": the last candidate's workspace neither came nor threw");
+  throw_status_error("cuDNN", call, static_cast<long long>(status), cudnn_status_string(status),
+                     pass_name(pass), __FILE__, __LINE__);
 }
 
 }  // namespace
@@ -241,19 +278,24 @@ void CudaBackend::conv2d_forward(const Tensor& out, const Tensor& x, const Tenso
   ConvDescriptors d(ConvPass::Forward, device_index_, x, w, out, params);
   const std::vector<AlgoChoice> choices = algorithms_for(ConvPass::Forward, handle, d, x, w);
   const CudnnScale scale(out.dtype());
+  using Use = AlignedData::Use;
+  const AlignedData x_a(*this, x, Use::kIn), w_a(*this, w, Use::kIn);
+  AlignedData out_a(*this, out, Use::kOut);
   run_first_that_works(*this, d, ConvPass::Forward, "cudnnConvolutionForward", choices,
                        [&](const AlgoChoice& c, void* workspace) {
-    return cudnnConvolutionForward(handle, scale.one(), d.x.get(), x.raw_data(), d.w.get(),
-                                   w.raw_data(), d.conv.get(),
+    return cudnnConvolutionForward(handle, scale.one(), d.x.get(), x_a.get(), d.w.get(),
+                                   w_a.get(), d.conv.get(),
                                    static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), workspace,
-                                   c.workspace, scale.zero(), d.y.get(), out.raw_data());
+                                   c.workspace, scale.zero(), d.y.get(), out_a.get());
   });
   if (bias.defined()) {
     TensorDescriptor bias_desc;  // [1, K, 1, 1], broadcast over N, P, Q
     bias_desc.set_nchw(d.type, 1, out.size(1), 1, 1, "conv2d_forward");
-    CUDNN_CHECK(cudnnAddTensor(handle, scale.one(), bias_desc.get(), bias.raw_data(), scale.one(),
-                               d.y.get(), out.raw_data()));
+    const AlignedData bias_a(*this, bias, Use::kIn);
+    CUDNN_CHECK(cudnnAddTensor(handle, scale.one(), bias_desc.get(), bias_a.get(), scale.one(),
+                               d.y.get(), out_a.get()));
   }
+  out_a.write_back();
 }
 
 // grad_x [N, C, H, W] from grad_out [N, K, P, Q] and w [K, C/groups, R, S].
@@ -266,13 +308,17 @@ void CudaBackend::conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_
   const std::vector<AlgoChoice> choices =
       algorithms_for(ConvPass::BackwardData, handle, d, grad_x, w);
   const CudnnScale scale(grad_x.dtype());
+  using Use = AlignedData::Use;
+  const AlignedData w_a(*this, w, Use::kIn), grad_out_a(*this, grad_out, Use::kIn);
+  AlignedData grad_x_a(*this, grad_x, Use::kOut);
   run_first_that_works(*this, d, ConvPass::BackwardData, "cudnnConvolutionBackwardData", choices,
                        [&](const AlgoChoice& c, void* workspace) {
     return cudnnConvolutionBackwardData(
-        handle, scale.one(), d.w.get(), w.raw_data(), d.y.get(), grad_out.raw_data(),
-        d.conv.get(), static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), workspace, c.workspace,
-        scale.zero(), d.x.get(), grad_x.raw_data());
+        handle, scale.one(), d.w.get(), w_a.get(), d.y.get(), grad_out_a.get(), d.conv.get(),
+        static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), workspace, c.workspace,
+        scale.zero(), d.x.get(), grad_x_a.get());
   });
+  grad_x_a.write_back();
 }
 
 // grad_w [K, C/groups, R, S] from grad_out [N, K, P, Q] and x [N, C, H, W].
@@ -290,13 +336,17 @@ void CudaBackend::conv2d_backward_filter(const Tensor& grad_w, const Tensor& gra
   const std::vector<AlgoChoice> choices =
       algorithms_for(ConvPass::BackwardFilter, handle, d, x, grad_w);
   const CudnnScale scale(grad_w.dtype());
+  using Use = AlignedData::Use;
+  const AlignedData x_a(*this, x, Use::kIn), grad_out_a(*this, grad_out, Use::kIn);
+  AlignedData grad_w_a(*this, grad_w, Use::kOut);
   run_first_that_works(*this, d, ConvPass::BackwardFilter, "cudnnConvolutionBackwardFilter",
                        choices, [&](const AlgoChoice& c, void* workspace) {
     return cudnnConvolutionBackwardFilter(
-        handle, scale.one(), d.x.get(), x.raw_data(), d.y.get(), grad_out.raw_data(),
-        d.conv.get(), static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), workspace,
-        c.workspace, scale.zero(), d.w.get(), grad_w.raw_data());
+        handle, scale.one(), d.x.get(), x_a.get(), d.y.get(), grad_out_a.get(), d.conv.get(),
+        static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), workspace, c.workspace,
+        scale.zero(), d.w.get(), grad_w_a.get());
   });
+  grad_w_a.write_back();
 }
 
 }  // namespace strata::cuda

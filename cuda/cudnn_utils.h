@@ -1,4 +1,4 @@
-// Small helpers shared by the cuDNN-backed files of the CUDA backend (conv.cpp, pool.cpp,
+// Small helpers shared by the cuDNN-backed files of the CUDA backend (conv.cpp, rnn.cpp,
 // softmax.cpp, batch_norm.cpp): owning wrappers of the cuDNN descriptors (each destroyed in its
 // destructor, so no path leaks one), the cuDNN data type of a DType, the scaling factors
 // (alpha/beta) in the type cuDNN reads for that data type, and the int conversion cuDNN's
@@ -94,18 +94,6 @@ class ConvolutionDescriptor {
 
  private:
   cudnnConvolutionDescriptor_t desc_ = nullptr;
-};
-
-class PoolingDescriptor {
- public:
-  PoolingDescriptor() { CUDNN_CHECK(cudnnCreatePoolingDescriptor(&desc_)); }
-  ~PoolingDescriptor() { static_cast<void>(cudnnDestroyPoolingDescriptor(desc_)); }
-  PoolingDescriptor(const PoolingDescriptor&) = delete;
-  PoolingDescriptor& operator=(const PoolingDescriptor&) = delete;
-  cudnnPoolingDescriptor_t get() const { return desc_; }
-
- private:
-  cudnnPoolingDescriptor_t desc_ = nullptr;
 };
 
 }  // namespace strata::cuda

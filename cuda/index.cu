@@ -3,7 +3,14 @@
 // index_select / index_add see their tensors as [outer, dim size, inner]; gather / scatter_add
 // walk the index's shape and address the other tensor (whose sizes off `dim` may be larger)
 // through its own contiguous strides. The adds use atomics, so with repeated indices the
-// order of floating-point additions (and so the last bits) may vary from run to run.
+// order of floating-point additions (and so the last bits) may vary from run to run — except
+// index_add of floats under strata::deterministic() (the backward of embedding and
+// index_select): it sorts the (index, position) pairs with CUB's stable radix sort and lets one
+// thread per (outer, run of equal indices, inner) add its run in position order, starting from
+// out's value: the CPU backend's order, so the sums are bitwise reproducible and equal to the
+// CPU's. scatter_add still uses atomics.
+#include <cub/device/device_radix_sort.cuh>
+
 #include <cstdint>
 
 #include "common.h"
@@ -63,6 +70,38 @@ __global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int
     const int64_t rest = q / inner;
     const int64_t i = rest % count, o = rest / count;
     atomic_add(&out[(o * out_size + index[i]) * inner + j], src[q]);
+  }
+}
+
+// positions[i] = i: the values sorted along with the indices.
+__global__ void iota_kernel(int64_t* positions, int64_t n) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < n; q += step) {
+    positions[q] = q;
+  }
+}
+
+// The deterministic index_add: sorted_index[count] ascending with sorted_position[count] the
+// original positions (stable: equal indices keep position order). The thread of (o, s, j) where
+// s starts a run of equal indices adds src [outer, count, inner] at the run's positions, in
+// order, onto out [outer, out_size, inner] — the only thread writing that element.
+template <typename T>
+__global__ void index_add_sorted_kernel(T* out, const T* src, const int64_t* sorted_index,
+                                        const int64_t* sorted_position, int64_t n, int64_t count,
+                                        int64_t out_size, int64_t inner) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < n; q += step) {
+    const int64_t j = q % inner;
+    const int64_t rest = q / inner;
+    const int64_t s = rest % count, o = rest / count;
+    const int64_t target = sorted_index[s];
+    if (s > 0 && sorted_index[s - 1] == target) continue;  // not the first of its run
+    T* dst = &out[(o * out_size + target) * inner + j];
+    T acc = *dst;
+    for (int64_t r = s; r < count && sorted_index[r] == target; ++r) {
+      acc = static_cast<T>(acc + src[(o * count + sorted_position[r]) * inner + j]);
+    }
+    *dst = acc;
   }
 }
 
@@ -145,6 +184,45 @@ void dispatch_addable(DType dtype, const char* kernel, const F& f) {
   STRATA_CHECK(false, kernel, ": ", dtype_name(dtype), " is not supported on CUDA");
 }
 
+// index_add's deterministic path (see the file's contract); out [outer, out_size, inner],
+// index [count], src [outer, count, inner], floats.
+void index_add_deterministic(CudaBackend& backend, const Tensor& out, const Tensor& index,
+                             const Tensor& src, int64_t count, int64_t out_size, int64_t inner) {
+  const int64_t n = src.numel();
+  const cudaStream_t stream = backend.stream();
+  const int64_t max_blocks = backend.max_blocks();
+  const auto items = static_cast<size_t>(count);
+  // Bits that tell the indices (all in [0, out_size)) apart: fewer radix passes.
+  int end_bit = 1;
+  while (end_bit < 63 && (int64_t{1} << end_bit) < out_size) ++end_bit;
+  // NOTE: sorted as unsigned: the indices are non-negative, and CUB's signed-key handling flips
+  // bit 63, which a narrowed bit range would leave out.
+  const auto* keys_in = static_cast<const unsigned long long*>(index.raw_data());
+  ScratchBuffer keys(backend, items * sizeof(int64_t));
+  ScratchBuffer positions_in(backend, items * sizeof(int64_t));
+  ScratchBuffer positions(backend, items * sizeof(int64_t));
+  iota_kernel<<<grid_size(count, max_blocks), kBlockSize, 0, stream>>>(
+      static_cast<int64_t*>(positions_in.get()), count);
+  CUDA_KERNEL_CHECK();
+  auto* keys_out = static_cast<unsigned long long*>(keys.get());
+  const auto* values_in = static_cast<const int64_t*>(positions_in.get());
+  auto* values_out = static_cast<int64_t*>(positions.get());
+  size_t temp_bytes = 0;
+  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, values_in,
+                                             values_out, count, 0, end_bit, stream));
+  ScratchBuffer temp(backend, temp_bytes);
+  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.get(), temp_bytes, keys_in, keys_out, values_in,
+                                             values_out, count, 0, end_bit, stream));
+  const auto* sorted_index = static_cast<const int64_t*>(keys.get());
+  dispatch_addable(out.dtype(), "index_add", [&](auto zero) {
+    using T = decltype(zero);
+    index_add_sorted_kernel<T><<<grid_size(n, max_blocks), kBlockSize, 0, stream>>>(
+        static_cast<T*>(out.raw_data()), static_cast<const T*>(src.raw_data()), sorted_index,
+        values_out, n, count, out_size, inner);
+    CUDA_KERNEL_CHECK();
+  });
+}
+
 }  // namespace
 
 void CudaBackend::index_select(const Tensor& out, const Tensor& in, int64_t dim,
@@ -172,6 +250,11 @@ void CudaBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
   const size_t d = static_cast<size_t>(dim);
   const int64_t inner = product(out.shape(), d + 1, out.shape().size());
   const int64_t count = index.numel(), out_size = out.shape()[d];
+  // Integer adds are associative, so only floats need the ordered path.
+  if (deterministic() && is_floating(out.dtype())) {
+    index_add_deterministic(*this, out, index, src, count, out_size, inner);
+    return;
+  }
   dispatch_addable(out.dtype(), "index_add", [&](auto zero) {
     using T = decltype(zero);
     index_add_kernel<T><<<grid_size(n, max_blocks_), kBlockSize, 0, stream_>>>(
@@ -180,6 +263,7 @@ void CudaBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
     CUDA_KERNEL_CHECK();
   });
 }
+
 
 void CudaBackend::gather(const Tensor& out, const Tensor& in, int64_t dim, const Tensor& index) {
   const int64_t n = index.numel();

@@ -6,6 +6,13 @@
 // (a transposed view) is read with OP_T. Anything else is first copied to a contiguous buffer.
 // float32 uses TF32 tensor cores only when strata::allow_tf32() is on (off by default, so
 // results match the CPU).
+// NOTE: unlike cuDNN, cuBLAS takes operands at any element-aligned address, so views with a
+// storage offset go in as they are (no aligned.h copy). The cuBLAS guide's "Tensor Core Usage"
+// section (2.1.11) lists 16-byte aligned A/B/C pointers and leading dimensions only among the
+// conditions "to get the most performance out of Tensor Cores": since cuBLAS 11 it picks
+// another kernel when they do not hold instead of failing (cuBLASLt, which we do not call,
+// is where alignment is an explicit algorithm requirement). test_cuda.cpp's misaligned
+// matmul cases check this on the device.
 #include <climits>
 #include <cstdint>
 #include <memory>

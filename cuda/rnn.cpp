@@ -3,22 +3,31 @@
 // cudnnRNNBackwardWeights_v8 on the time-major batch [T, B, *] described as
 // CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED with one length per batch row (padded I/O enabled,
 // padding filled with zeros), the states [L*D, B, H] as 3-D packed tensors.
-// Our weights stay separate tensors in PyTorch's layout; each call copies them (device to
-// device) into a packed cuDNN weight space, and backward copies the weight-space gradient back
-// out. Where each gate block lands in that space is asked of cudnnGetRNNWeightParams once per
-// configuration and cached as a copy plan (adjacent blocks merged into one copy).
-// The reserve tensor is cuDNN's reserve space as uint8, nothing else: backward re-packs the
-// weights it is given. Layer dropout is core's business; the dropout descriptor here drops 0.
+// Our weights stay separate tensors in PyTorch's layout; they are copied (device to device)
+// into a packed cuDNN weight space, and backward copies the weight-space gradient back out.
+// Where each gate block lands in that space is asked of cudnnGetRNNWeightParams once per
+// configuration and cached as a copy plan (adjacent blocks merged into one copy). The packed
+// space itself is cached too (PackedWeightsCache): a call whose weights are the same storages,
+// at the same addresses and versions (Tensor::version) as a cached space's reuses it without
+// copying; any in-place write to a weight bumps its version and so repacks.
+// The reserve tensor is cuDNN's reserve space as uint8, nothing else: backward uses the packed
+// weights of the weights it is given. Layer dropout is core's business; the dropout descriptor
+// here drops 0. The per-row lengths go up through page-locked memory (host_upload.h), so no
+// call waits for the device; data pointers reach cuDNN 16-byte aligned (aligned.h).
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
+#include "aligned.h"
 #include "common.h"
 #include "cuda_backend.h"
 #include "cudnn_utils.h"
+#include "host_upload.h"
 #include "strata/backend.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
@@ -288,19 +297,35 @@ WeightPlan weight_plan_for(cudnnHandle_t handle, const RnnDescriptors& d, const 
   return plan;
 }
 
-// Our weights copied into a cuDNN weight space of this call's own (from the caching
-// allocator, freed back to it at scope exit, which the stream order makes safe).
+// Our weights copied into a cuDNN weight space (from the caching allocator, back to it when the
+// last holder lets go, which the stream order makes safe), with what it was packed from: each
+// weight's storage (weak, so the cache keeps no weight alive, and a storage freed and another
+// made at the same address never match), data pointer and version.
 struct PackedWeights {
+  RnnKey key;
   size_t bytes;
   ScratchBuffer space;
   WeightPlan plan;
+  struct Source {
+    std::weak_ptr<Storage> storage;
+    const void* data = nullptr;
+    uint64_t version = 0;
+  };
+  std::vector<Source> sources;  // one per weight (empty for an undefined one)
 
   PackedWeights(CudaBackend& backend, cudnnHandle_t handle, const RnnDescriptors& d,
                 const RnnParams& p, const std::vector<Tensor>& weights, size_t element_size,
                 const char* op)
-      : bytes(weight_space_size(handle, d)),
+      : key(d.key),
+        bytes(weight_space_size(handle, d)),
         space(backend, bytes),
-        plan(weight_plan_for(handle, d, p, element_size, bytes, space.get(), op)) {
+        plan(weight_plan_for(handle, d, p, element_size, bytes, space.get(), op)),
+        sources(weights.size()) {
+    // The versions are read before the copies are queued: a write after this repacks.
+    for (size_t i = 0; i < weights.size(); ++i) {
+      if (!weights[i].defined()) continue;
+      sources[i] = {weights[i].storage(), weights[i].raw_data(), weights[i].version()};
+    }
     // Zeroed first so that whatever the plan does not cover (alignment gaps) is defined.
     CUDA_CHECK(cudaMemsetAsync(space.get(), 0, bytes, backend.stream()));
     for (const WeightCopy& c : plan.copies) {
@@ -311,6 +336,43 @@ struct PackedWeights {
     }
   }
 
+  // Packed from exactly these weights as they are now.
+  bool matches(const RnnKey& k, const std::vector<Tensor>& weights) const {
+    if (k != key || weights.size() != sources.size()) return false;
+    for (size_t i = 0; i < weights.size(); ++i) {
+      const Source& s = sources[i];
+      if (!weights[i].defined()) {
+        if (s.data != nullptr) return false;
+        continue;
+      }
+      const std::shared_ptr<Storage> storage = s.storage.lock();
+      if (storage == nullptr || storage != weights[i].storage() ||
+          s.data != weights[i].raw_data() || s.version != weights[i].version()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Packed from these weights' storages, at any version: a newer packing replaces it.
+  bool same_weights(const RnnKey& k, const std::vector<Tensor>& weights) const {
+    if (k != key || weights.size() != sources.size()) return false;
+    for (size_t i = 0; i < weights.size(); ++i) {
+      if (!weights[i].defined()) continue;
+      const std::shared_ptr<Storage> storage = sources[i].storage.lock();
+      if (storage == nullptr || storage != weights[i].storage()) return false;
+    }
+    return true;
+  }
+
+  // A weight it was packed from is gone: it can never match again.
+  bool expired() const {
+    for (const Source& s : sources) {
+      if (s.data != nullptr && s.storage.expired()) return true;
+    }
+    return false;
+  }
+
   static size_t weight_space_size(cudnnHandle_t handle, const RnnDescriptors& d) {
     size_t size = 0;
     CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle, d.rnn.get(), &size));
@@ -318,15 +380,66 @@ struct PackedWeights {
   }
 };
 
+// The packed weight spaces of the last few weight sets used, most recent first. Entries whose
+// weights died are dropped at the next lookup; a repacking replaces the entry of the same
+// weights; past kMaxEntries the least recently used goes.
+// NOTE: each entry is a second copy of its weights in device memory: the cache costs at most
+// the size of the kMaxEntries largest recurrent stacks in use (PyTorch's unflattened weights
+// cost the same copy on every call instead).
+struct PackedWeightsCache {
+  static constexpr size_t kMaxEntries = 16;
+  std::mutex mutex;
+  std::list<std::shared_ptr<const PackedWeights>> entries;
+};
+PackedWeightsCache& packed_weights_cache() {
+  static auto* cache = new PackedWeightsCache;  // leaked on purpose, as the backends are
+  return *cache;
+}
+
+// The packed weight space of `weights` for this configuration: a cached one when they have not
+// changed since it was packed, else a new packing (cached in turn).
+std::shared_ptr<const PackedWeights> packed_weights_for(CudaBackend& backend,
+                                                        cudnnHandle_t handle,
+                                                        const RnnDescriptors& d,
+                                                        const RnnParams& p,
+                                                        const std::vector<Tensor>& weights,
+                                                        size_t element_size, const char* op) {
+  PackedWeightsCache& cache = packed_weights_cache();
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    cache.entries.remove_if([](const auto& entry) { return entry->expired(); });
+    for (auto it = cache.entries.begin(); it != cache.entries.end(); ++it) {
+      if ((*it)->matches(d.key, weights)) {
+        cache.entries.splice(cache.entries.begin(), cache.entries, it);
+        return cache.entries.front();
+      }
+    }
+  }
+  auto packed = std::make_shared<const PackedWeights>(backend, handle, d, p, weights,
+                                                      element_size, op);
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  cache.entries.remove_if([&](const auto& entry) { return entry->same_weights(d.key, weights); });
+  cache.entries.push_front(packed);
+  while (cache.entries.size() > PackedWeightsCache::kMaxEntries) cache.entries.pop_back();
+  return packed;
+}
+
 // Puts the per-row lengths into `buffer` (lengths.size() int32 on the device), cuDNN's
-// devSeqLengths.
-// NOTE: the host vector may die at return: a pageable-to-device cudaMemcpyAsync returns once
-// the source is staged.
-void upload_seq_lengths(const ScratchBuffer& buffer, const std::vector<int32_t>& lengths,
-                        cudaStream_t stream) {
-  const size_t bytes = lengths.size() * sizeof(int32_t);
-  if (bytes == 0) return;
-  CUDA_CHECK(cudaMemcpyAsync(buffer.get(), lengths.data(), bytes, cudaMemcpyHostToDevice, stream));
+// devSeqLengths, through page-locked memory: nothing waits, and the host vector may die at
+// return.
+void upload_seq_lengths(int device, const ScratchBuffer& buffer,
+                        const std::vector<int32_t>& lengths, cudaStream_t stream) {
+  host_uploads(device).upload(buffer.get(), lengths.data(), lengths.size() * sizeof(int32_t),
+                              stream);
+}
+
+void zero_bytes(void* data, size_t bytes, cudaStream_t stream) {
+  if (data == nullptr || bytes == 0) return;
+  CUDA_CHECK(cudaMemsetAsync(data, 0, bytes, stream));
+}
+
+size_t bytes_of(const Tensor& t) {
+  return t.defined() ? static_cast<size_t>(t.numel()) * t.element_size() : 0;
 }
 
 void zero_async(const Tensor& t, cudaStream_t stream) {
@@ -341,9 +454,6 @@ void copy_async(const Tensor& dst, const Tensor& src, cudaStream_t stream) {
                              static_cast<size_t>(dst.numel()) * dst.element_size(),
                              cudaMemcpyDeviceToDevice, stream));
 }
-
-const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
-void* mutable_data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
 }  // namespace
 
@@ -364,7 +474,8 @@ void CudaBackend::rnn_forward(const RnnParams& params, const std::vector<Tensor>
   RnnDescriptors d(handle, device_index_, params, weights, x.dtype(), op);
   const bool training = reserve != nullptr;
 
-  const PackedWeights packed(*this, handle, d, params, weights, x.element_size(), op);
+  const std::shared_ptr<const PackedWeights> packed =
+      packed_weights_for(*this, handle, d, params, weights, x.element_size(), op);
 
   size_t work_bytes = 0, reserve_bytes = 0;
   CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle, d.rnn.get(),
@@ -374,24 +485,32 @@ void CudaBackend::rnn_forward(const RnnParams& params, const std::vector<Tensor>
   ScratchBuffer work(*this, work_bytes);
   void* reserve_ptr = nullptr;
   if (training) {
+    // A fresh allocation: aligned as the allocator's blocks are.
     *reserve = empty({static_cast<int64_t>(reserve_bytes)}, TensorOptions(kUInt8).device(device()));
     reserve_ptr = reserve_bytes > 0 ? reserve->raw_data() : nullptr;
   } else {
     reserve_bytes = 0;
   }
   const ScratchBuffer dev_lengths(*this, d.seq_lengths.size() * sizeof(int32_t));
-  upload_seq_lengths(dev_lengths, d.seq_lengths, stream_);
-  // NOTE: with lengths, y's padded steps are cuDNN's padding fill (0); zeroed here as well so
-  // that the contract's zeros do not rest on that alone.
-  if (!params.lengths.empty()) zero_async(y, stream_);
+  upload_seq_lengths(device_index_, dev_lengths, d.seq_lengths, stream_);
 
   const bool lstm = params.mode == RnnMode::Lstm;
+  // hy and cy are views into one buffer with y (core's packing): often misaligned.
+  using Use = AlignedData::Use;
+  const AlignedData x_a(*this, x, Use::kIn), hx_a(*this, hx, Use::kIn),
+      cx_a(*this, lstm ? cx : Tensor(), Use::kIn);
+  AlignedData y_a(*this, y, Use::kOut), hy_a(*this, hy, Use::kOut),
+      cy_a(*this, lstm ? cy : Tensor(), Use::kOut);
+  // NOTE: with lengths, y's padded steps are cuDNN's padding fill (0); zeroed here as well so
+  // that the contract's zeros do not rest on that alone.
+  if (!params.lengths.empty()) zero_bytes(y_a.get(), bytes_of(y), stream_);
+
   CUDNN_CHECK(cudnnRNNForward(
       handle, d.rnn.get(), training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
-      static_cast<const int32_t*>(dev_lengths.get()), d.x.get(), x.raw_data(), d.y.get(),
-      y.raw_data(), d.state.get(), data_or_null(hx), mutable_data_or_null(hy), d.state.get(),
-      lstm ? data_or_null(cx) : nullptr, lstm ? mutable_data_or_null(cy) : nullptr, packed.bytes,
-      packed.space.get(), work_bytes, work.get(), reserve_bytes, reserve_ptr));
+      static_cast<const int32_t*>(dev_lengths.get()), d.x.get(), x_a.get(), d.y.get(), y_a.get(),
+      d.state.get(), hx_a.get(), hy_a.get(), d.state.get(), cx_a.get(), cy_a.get(), packed->bytes,
+      packed->space.get(), work_bytes, work.get(), reserve_bytes, reserve_ptr));
+  for (AlignedData* written : {&y_a, &hy_a, &cy_a}) written->write_back();
 }
 
 // dy [T, B, D*H], dhy/dcy [L*D, B, H] -> dx [T, B, in], dhx/dcx [L*D, B, H], dweights.
@@ -424,7 +543,8 @@ void CudaBackend::rnn_backward(const RnnParams& params, const std::vector<Tensor
   STRATA_ASSERT(dweights.size() == weights.size(), op, ": ", dweights.size(),
                 " weight gradients for ", weights.size(), " weights");
 
-  const PackedWeights packed(*this, handle, d, params, weights, x.element_size(), op);
+  const std::shared_ptr<const PackedWeights> packed =
+      packed_weights_for(*this, handle, d, params, weights, x.element_size(), op);
 
   size_t work_bytes = 0, reserve_bytes = 0;
   CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(handle, d.rnn.get(), CUDNN_FWD_MODE_TRAINING, d.x.get(),
@@ -435,38 +555,51 @@ void CudaBackend::rnn_backward(const RnnParams& params, const std::vector<Tensor
                " (it must come from rnn_forward with the same parameters, in training)");
   ScratchBuffer work(*this, work_bytes);
   const ScratchBuffer dev_lengths(*this, d.seq_lengths.size() * sizeof(int32_t));
-  upload_seq_lengths(dev_lengths, d.seq_lengths, stream_);
+  upload_seq_lengths(device_index_, dev_lengths, d.seq_lengths, stream_);
+
+  // dhy and dcy are views into one gradient buffer with dy (core's packing): often misaligned.
+  using Use = AlignedData::Use;
+  const AlignedData x_a(*this, x, Use::kIn), hx_a(*this, hx, Use::kIn),
+      cx_a(*this, lstm ? cx : Tensor(), Use::kIn), y_a(*this, y, Use::kIn),
+      dy_a(*this, dy, Use::kIn), dhy_a(*this, dhy, Use::kIn),
+      dcy_a(*this, lstm ? dcy : Tensor(), Use::kIn);
+  AlignedData dx_a(*this, dx, Use::kOut), dhx_a(*this, dhx, Use::kOut),
+      dcx_a(*this, lstm ? dcx : Tensor(), Use::kOut);
+  // The reserve is rnn_forward's own allocation (aligned); in/out all the same.
+  AlignedData reserve_a(*this, reserve, Use::kInOut);
   // NOTE: dx at padded steps must be zero (contract); cuDNN is not documented to write them.
-  if (!params.lengths.empty()) zero_async(dx, stream_);
+  if (!params.lengths.empty()) zero_bytes(dx_a.get(), bytes_of(dx), stream_);
 
   // NOTE: backward data writes into the reserve (it is in/out), which backward weights then
   // reads: the two calls must run in this order. dhy/dcy null mean zero gradients.
-  void* reserve_ptr = reserve_bytes > 0 ? reserve.raw_data() : nullptr;
+  void* reserve_ptr = reserve_bytes > 0 ? reserve_a.get() : nullptr;
   CUDNN_CHECK(cudnnRNNBackwardData_v8(
-      handle, d.rnn.get(), static_cast<const int32_t*>(dev_lengths.get()), d.y.get(), y.raw_data(),
-      dy.raw_data(), d.x.get(), dx.raw_data(), d.state.get(), data_or_null(hx),
-      data_or_null(dhy), mutable_data_or_null(dhx), d.state.get(),
-      lstm ? data_or_null(cx) : nullptr, lstm ? data_or_null(dcy) : nullptr,
-      lstm ? mutable_data_or_null(dcx) : nullptr, packed.bytes, packed.space.get(), work_bytes,
-      work.get(), reserve_bytes, reserve_ptr));
+      handle, d.rnn.get(), static_cast<const int32_t*>(dev_lengths.get()), d.y.get(), y_a.get(),
+      dy_a.get(), d.x.get(), dx_a.get(), d.state.get(), hx_a.get(), dhy_a.get(), dhx_a.get(),
+      d.state.get(), cx_a.get(), dcy_a.get(), dcx_a.get(), packed->bytes, packed->space.get(),
+      work_bytes, work.get(), reserve_bytes, reserve_ptr));
+  for (AlignedData* written : {&dx_a, &dhx_a, &dcx_a}) written->write_back();
 
   bool any_dweight = false;
   for (const Tensor& dw : dweights) any_dweight = any_dweight || dw.defined();
-  if (!any_dweight) return;
-  // CUDNN_WGRAD_MODE_ADD into a zeroed space: the gradients themselves.
-  ScratchBuffer dspace(*this, packed.bytes);
-  CUDA_CHECK(cudaMemsetAsync(dspace.get(), 0, packed.bytes, stream_));
-  CUDNN_CHECK(cudnnRNNBackwardWeights_v8(
-      handle, d.rnn.get(), CUDNN_WGRAD_MODE_ADD, static_cast<const int32_t*>(dev_lengths.get()),
-      d.x.get(), x.raw_data(), d.state.get(), data_or_null(hx), d.y.get(), y.raw_data(),
-      packed.bytes, dspace.get(), work_bytes, work.get(), reserve_bytes, reserve_ptr));
-  for (const WeightCopy& c : packed.plan.copies) {
-    const Tensor& dw = dweights[c.weight];
-    if (!dw.defined()) continue;
-    CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dw.raw_data()) + c.tensor_offset,
-                               static_cast<const char*>(dspace.get()) + c.space_offset, c.bytes,
-                               cudaMemcpyDeviceToDevice, stream_));
+  if (any_dweight) {
+    // CUDNN_WGRAD_MODE_ADD into a zeroed space: the gradients themselves.
+    ScratchBuffer dspace(*this, packed->bytes);
+    CUDA_CHECK(cudaMemsetAsync(dspace.get(), 0, packed->bytes, stream_));
+    CUDNN_CHECK(cudnnRNNBackwardWeights_v8(
+        handle, d.rnn.get(), CUDNN_WGRAD_MODE_ADD, static_cast<const int32_t*>(dev_lengths.get()),
+        d.x.get(), x_a.get(), d.state.get(), hx_a.get(), d.y.get(), y_a.get(), packed->bytes,
+        dspace.get(), work_bytes, work.get(), reserve_bytes, reserve_ptr));
+    // Byte copies out of the space: any alignment of the gradients will do.
+    for (const WeightCopy& c : packed->plan.copies) {
+      const Tensor& dw = dweights[c.weight];
+      if (!dw.defined()) continue;
+      CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dw.raw_data()) + c.tensor_offset,
+                                 static_cast<const char*>(dspace.get()) + c.space_offset, c.bytes,
+                                 cudaMemcpyDeviceToDevice, stream_));
+    }
   }
+  reserve_a.write_back();
 }
 
 }  // namespace strata::cuda

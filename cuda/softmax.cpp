@@ -6,8 +6,10 @@
 // Backward from the forward's output y, as backend.h's contract: softmax
 // dx = y * (dy - sum(dy * y)); log-softmax dx = dy - exp(y) * sum(dy) — which is what cuDNN's
 // ACCURATE/FAST and LOG backward compute from y (for LOG, y is the log-probabilities).
+// Data pointers reach cuDNN 16-byte aligned (aligned.h).
 #include <cstdint>
 
+#include "aligned.h"
 #include "common.h"
 #include "cuda_backend.h"
 #include "cudnn_utils.h"
@@ -25,9 +27,12 @@ void CudaBackend::softmax_forward(const Tensor& out, const Tensor& in, int64_t o
   TensorDescriptor desc;  // in and out share it: both packed [outer, size, inner, 1]
   desc.set_nchw(cudnn_data_type(out.dtype(), op), outer, size, inner, 1, op);
   const CudnnScale scale(out.dtype());
+  const AlignedData in_a(*this, in, AlignedData::Use::kIn);
+  AlignedData out_a(*this, out, AlignedData::Use::kOut);
   CUDNN_CHECK(cudnnSoftmaxForward(cudnn_handle(), log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE,
-                                  CUDNN_SOFTMAX_MODE_CHANNEL, scale.one(), desc.get(),
-                                  in.raw_data(), scale.zero(), desc.get(), out.raw_data()));
+                                  CUDNN_SOFTMAX_MODE_CHANNEL, scale.one(), desc.get(), in_a.get(),
+                                  scale.zero(), desc.get(), out_a.get()));
+  out_a.write_back();
 }
 
 // grad_in from grad_out and the forward's out, all [outer, size, inner].
@@ -40,10 +45,14 @@ void CudaBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out
   TensorDescriptor desc;  // out, grad_out and grad_in: packed [outer, size, inner, 1]
   desc.set_nchw(cudnn_data_type(out.dtype(), op), outer, size, inner, 1, op);
   const CudnnScale scale(out.dtype());
+  using Use = AlignedData::Use;
+  const AlignedData out_a(*this, out, Use::kIn), grad_out_a(*this, grad_out, Use::kIn);
+  AlignedData grad_in_a(*this, grad_in, Use::kOut);
   CUDNN_CHECK(cudnnSoftmaxBackward(cudnn_handle(), log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE,
                                    CUDNN_SOFTMAX_MODE_CHANNEL, scale.one(), desc.get(),
-                                   out.raw_data(), desc.get(), grad_out.raw_data(), scale.zero(),
-                                   desc.get(), grad_in.raw_data()));
+                                   out_a.get(), desc.get(), grad_out_a.get(), scale.zero(),
+                                   desc.get(), grad_in_a.get()));
+  grad_in_a.write_back();
 }
 
 }  // namespace strata::cuda

@@ -47,11 +47,22 @@ class Fixture {
       } else {
         STRATA_CHECK(kind == "f64", "fixture ", path, ": unknown kind ", kind, " of ", name);
         std::vector<double> values(n);
-        for (auto& x : values) v >> x;
+        for (auto& x : values) x = read_double(v);
         tensors_[name] = from_vector(values).reshape(shape);  // reshape: 0-d included
       }
       STRATA_CHECK(!v.fail(), "fixture ", path, ": too few values for ", name);
     }
+  }
+
+  // One float64 value; strtod also reads the "nan", "inf" and "-inf" that Python's %.17g
+  // writes (operator>> does not). Sets failbit when the token is not a number.
+  static double read_double(std::istream& in) {
+    std::string token;
+    if (!(in >> token)) return 0.0;
+    char* end = nullptr;
+    const double value = std::strtod(token.c_str(), &end);
+    if (end != token.c_str() + token.size()) in.setstate(std::ios::failbit);
+    return value;
   }
 
   // The tensor stored under `name` (float64 or int64, on the CPU).

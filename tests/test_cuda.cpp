@@ -551,5 +551,51 @@ TEST(CudaMatmul, Tf32OnlyWhenAllowed) {
   test::expect_close(fast, expected, 2e-2, 1e-1);
 }
 
+// index_add (the backward of index_select and embedding) under deterministic mode: many
+// repeated indices (20000 rows into 7, plus an index that never appears) would make atomics
+// add in a different order run to run; the sorted path adds each row's sources in position
+// order from its old value, as the CPU does, so two runs agree bit for bit and with the CPU.
+TEST(CudaIndexAdd, DeterministicModeIsBitwiseRepeatableAndEqualsCpu) {
+  SKIP_WITHOUT_CUDA();
+  struct DeterministicGuard {
+    DeterministicGuard() { set_deterministic(true); }
+    ~DeterministicGuard() { set_deterministic(false); }
+  } guard;
+  for (DType dt : {kFloat32, kFloat64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    constexpr int64_t kRows = 8, kCount = 20000;
+    std::vector<int64_t> idx(static_cast<size_t>(kCount));
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>((i * 7919) % 7);
+    const Tensor index = from_vector<int64_t>(idx, {kCount});
+    // Values of mixed magnitude: a different order of the float adds changes the last bits.
+    const Tensor upstream = mul(test::host_random({3, kCount, 5}, dt, 31, -1, 1),
+                                exp(test::host_random({3, kCount, 5}, dt, 32, -6, 6)));
+    const Tensor x_host = test::host_random({3, kRows, 5}, dt, 33, -1, 1);
+    auto grad_of_x = [&](Device device) {
+      Tensor x = x_host.to(device).detach();
+      x.set_requires_grad(true);
+      sum(mul(index_select(x, 1, index.to(device)), upstream.to(device))).backward();
+      return x.grad().cpu().to_vector<double>();
+    };
+    // Embedding's backward too: index_add along dim 0 with inner = embedding size.
+    auto embedding_grad = [&](Device device) {
+      Tensor w = x_host.reshape({3 * kRows, 5}).to(device).detach();
+      w.set_requires_grad(true);
+      const Tensor up = upstream.select(0, 0).to(device);
+      sum(mul(nn::functional::embedding(index.to(device), w), up)).backward();
+      return w.grad().cpu().to_vector<double>();
+    };
+    const std::vector<double> first = grad_of_x(kCudaDevice);
+    const std::vector<double> second = grad_of_x(kCudaDevice);
+    EXPECT_TRUE(first == second) << "index_add differs run to run";
+    EXPECT_TRUE(first == grad_of_x(kCpuDevice)) << "index_add differs from the CPU's order";
+    const std::vector<double> e1 = embedding_grad(kCudaDevice);
+    EXPECT_TRUE(e1 == embedding_grad(kCudaDevice)) << "embedding backward differs run to run";
+    EXPECT_TRUE(e1 == embedding_grad(kCpuDevice)) << "embedding backward differs from the CPU";
+    // Row 7 is never indexed: its gradient is exactly zero.
+    for (size_t j = 0; j < 5; ++j) EXPECT_EQ(first[7 * 5 + j], 0.0);
+  }
+}
+
 }  // namespace
 }  // namespace strata

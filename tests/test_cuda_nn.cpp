@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -201,7 +202,7 @@ std::vector<NnCase> nn_cases() {
         },
         exact_tol(dt), pointwise_tol(dt));
     // Values in {0, 1}: most windows hold several maxima; the contract sends each window's
-    // gradient to its first maximum, which cuDNN must do too (overlapping windows and not).
+    // gradient to its first maximum, on CUDA too (overlapping windows and not).
     add("max_pool2d_ties_k2_s1" + t,
         [dt, s = seed++] { return Inputs{host_small_integers({2, 3, 6, 7}, dt, s, 2)}; }, {0},
         [one](const Inputs& in, Device) { return one(F::max_pool2d(in[0], 2, F::Size2(1))); },
@@ -218,6 +219,71 @@ std::vector<NnCase> nn_cases() {
     add("max_pool1d_k3_s2_p1" + t, randoms({{2, 3, 11}}, dt), {0},
         [one](const Inputs& in, Device) { return one(F::max_pool1d(in[0], 3, 2, 1)); },
         exact_tol(dt), pointwise_tol(dt));
+    // Values and indices (outputs 0 and 1) of Strata's own kernels, with their gradients:
+    // ties, NaN (the last NaN of a window wins), ceil_mode and dilation. Upstream gradients
+    // are random, so a gradient compares sums of up to 9 of them (overlapping windows).
+    struct MaxPoolIndicesCase {
+      std::string name;
+      std::function<Inputs()> inputs;
+      F::Size2 kernel, stride, padding, dilation;
+      bool ceil_mode;
+    };
+    auto ties = [dt, &seed](Shape shape, int count) {
+      return [dt, shape, count, s = seed++] {
+        return Inputs{host_small_integers(shape, dt, s, count)};
+      };
+    };
+    // Random values with NaN at every 7th element: windows holding one NaN, two, or none.
+    auto with_nans = [dt, &seed](Shape shape) {
+      return [dt, shape, s = seed++] {
+        std::vector<double> v = test::uniform_values(static_cast<size_t>(numel_of(shape)), -1,
+                                                     1, s);
+        for (size_t i = 0; i < v.size(); i += 7) v[i] = std::numeric_limits<double>::quiet_NaN();
+        return Inputs{from_vector<double>(v, shape).to(dt)};
+      };
+    };
+    const std::vector<MaxPoolIndicesCase> max_pools = {
+        {"ties_k3_s2_p1", ties({2, 3, 9, 10}, 3), 3, 2, 1, 1, false},
+        {"ties_k2", ties({2, 3, 6, 9}, 2), 2, 2, 0, 1, false},
+        {"ties_ceil_k3_s2", ties({2, 2, 8, 7}, 2), 3, 2, 0, 1, true},
+        {"nan_k3_s1_p1", with_nans({2, 2, 7, 8}), 3, 1, 1, 1, false},
+        {"nan_k2", with_nans({2, 2, 6, 8}), 2, 2, 0, 1, false},
+        {"ceil_k2_odd", randoms({{2, 3, 7, 9}}, dt), 2, 2, 0, 1, true},
+        {"ceil_k3_s2_p1", randoms({{2, 2, 8, 8}}, dt), 3, 2, 1, 1, true},
+        {"dilation_2", randoms({{2, 2, 11, 10}}, dt), 3, 1, 1, 2, false},
+        {"dilation_rect_ceil", randoms({{1, 3, 12, 11}}, dt), {3, 2}, {2, 1}, {1, 1}, {2, 3},
+         true},
+        {"dilation_ties", ties({2, 2, 9, 9}, 2), 2, 1, 1, 2, false},
+    };
+    for (const auto& mc : max_pools) {
+      add("max_pool2d_indices_" + mc.name + t, mc.inputs, {0},
+          [mc](const Inputs& in, Device) {
+            auto [values, indices] = F::max_pool2d_with_indices(
+                in[0], mc.kernel, mc.stride, mc.padding, mc.dilation, mc.ceil_mode);
+            return Outputs{values, indices};
+          },
+          exact_tol(dt), sum_tol(dt));
+    }
+    add("max_pool1d_indices_dilation_ceil" + t, with_nans({2, 3, 13}), {0},
+        [](const Inputs& in, Device) {
+          auto [values, indices] = F::max_pool1d_with_indices(in[0], 3, 2, 1, 2, true);
+          return Outputs{values, indices};
+        },
+        exact_tol(dt), sum_tol(dt));
+    // max_unpool: indices from pooling the input itself (overlapping windows: repeats).
+    add("max_unpool2d_overlapping" + t, ties({2, 2, 7, 8}, 3), {0},
+        [](const Inputs& in, Device) {
+          auto [values, indices] = F::max_pool2d_with_indices(in[0], 3, F::Size2(1), 1);
+          return Outputs{F::max_unpool2d(values, indices, 3, F::Size2(1), 1), indices};
+        },
+        exact_tol(dt), sum_tol(dt));
+    add("max_unpool2d_ceil_output_size" + t, randoms({{2, 3, 7, 9}}, dt), {0},
+        [](const Inputs& in, Device) {
+          auto [values, indices] =
+              F::max_pool2d_with_indices(in[0], 2, std::nullopt, 0, 1, true);
+          return Outputs{F::max_unpool2d(values, indices, 2, std::nullopt, 0, F::Size2(7, 9))};
+        },
+        exact_tol(dt), sum_tol(dt));
     for (bool include_pad : {true, false}) {
       const std::string pad_tag = include_pad ? "_include_pad" : "_exclude_pad";
       add("avg_pool2d_k3_s2_p1" + pad_tag + t, randoms({{2, 3, 8, 9}}, dt), {0},
@@ -339,6 +405,14 @@ std::vector<NnCase> nn_cases() {
     add("batch_norm_train_momentum_0_3" + t, bn_inputs({8, 2, 3}), {0, 1, 2},
         [](const Inputs& in, Device) {
           Tensor out = F::batch_norm(in[0], in[3], in[4], in[1], in[2], true, 0.3, 1e-4);
+          return Outputs{out, in[3], in[4]};
+        },
+        sum_tol(dt), sum_tol(dt));
+    // A large eps (the variance of x here is about 2): the backward must use the forward's
+    // eps, not a default of its own, or grad_x and grad_weight are visibly off.
+    add("batch_norm_train_eps_0_5" + t, bn_inputs({4, 3, 5, 7}), {0, 1, 2},
+        [](const Inputs& in, Device) {
+          Tensor out = F::batch_norm(in[0], in[3], in[4], in[1], in[2], true, 0.1, 0.5);
           return Outputs{out, in[3], in[4]};
         },
         sum_tol(dt), sum_tol(dt));

@@ -11,9 +11,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_test_util.h"
@@ -305,6 +307,187 @@ TEST(CudaRnn, AlternatingConfigurationsMatchCpu) {
       if (gpu.dweights[i].defined()) test::expect_close(gpu.dweights[i], cpu.dweights[i], tol, tol);
     }
   }
+}
+
+// ---- the cached packed weights ---------------------------------------------------------------
+// The CUDA backend keeps the packed cuDNN weight space of recent weight sets and reuses it while
+// the weights are the same storages at the same versions (Tensor::version). These check that a
+// cache hit changes nothing and that every way of changing a weight is seen.
+
+namespace F = nn::functional;
+
+// An LSTM stack (2 layers, bidirectional, bias) through the public op: its outputs and the
+// gradients of x and every weight for a fixed upstream gradient, on the host.
+struct StackRun {
+  std::vector<Tensor> values;  // output, h_n, c_n, dx, dweights...
+};
+
+StackRun run_stack(const std::vector<Tensor>& weights, const Tensor& x_host) {
+  const Device device = weights.at(0).device();
+  F::RecurrentOptions options;
+  options.mode = RnnMode::Lstm;
+  options.num_layers = 2;
+  options.bidirectional = true;
+  Tensor x = x_host.to(device).detach();
+  x.set_requires_grad(true);
+  for (const Tensor& w : weights) Tensor(w).zero_grad();
+  const F::RecurrentResult r = F::recurrent(x, Tensor(), Tensor(), weights, options);
+  const Tensor up = test::host_random(r.output.shape(), x.dtype(), 77, -1, 1).to(device);
+  add(sum(mul(r.output, up)), add(sum(r.h_n), sum(r.c_n))).backward();
+  StackRun run;
+  for (const Tensor& t : {r.output, r.h_n, r.c_n, x.grad()}) run.values.push_back(t.detach().cpu());
+  for (const Tensor& w : weights) run.values.push_back(w.grad().cpu());
+  return run;
+}
+
+std::vector<Tensor> stack_weights(DType dtype, uint32_t seed, Device device) {
+  constexpr int64_t kInput = 4, kHidden = 3, kGates = 4;
+  std::vector<Tensor> weights;
+  for (int64_t layer = 0; layer < 2; ++layer) {
+    for (int64_t dir = 0; dir < 2; ++dir) {
+      const int64_t cols = layer == 0 ? kInput : 2 * kHidden;
+      for (const Shape& s : std::vector<Shape>{{kGates * kHidden, cols},
+                                               {kGates * kHidden, kHidden},
+                                               {kGates * kHidden},
+                                               {kGates * kHidden}}) {
+        Tensor w = test::host_random(s, dtype, seed++, -0.5, 0.5).to(device);
+        w.set_requires_grad(true);
+        weights.push_back(w);
+      }
+    }
+  }
+  return weights;
+}
+
+std::vector<Tensor> on_cpu(const std::vector<Tensor>& weights) {
+  std::vector<Tensor> out;
+  for (const Tensor& w : weights) {
+    Tensor c = w.detach().cpu().clone();
+    c.set_requires_grad(true);
+    out.push_back(c);
+  }
+  return out;
+}
+
+void expect_runs_close(const StackRun& actual, const StackRun& expected, DType dtype,
+                       const std::string& what) {
+  const double tol = dtype == kFloat64 ? 1e-9 : 1e-4;  // as ForwardAndBackwardMatchCpu
+  ASSERT_EQ(actual.values.size(), expected.values.size());
+  for (size_t i = 0; i < actual.values.size(); ++i) {
+    SCOPED_TRACE(what + ", value " + std::to_string(i));
+    test::expect_close(actual.values[i], expected.values[i], tol, tol);
+  }
+}
+
+bool bitwise_equal(const StackRun& a, const StackRun& b) {
+  if (a.values.size() != b.values.size()) return false;
+  for (size_t i = 0; i < a.values.size(); ++i) {
+    if (a.values[i].to_vector<double>() != b.values[i].to_vector<double>()) return false;
+  }
+  return true;
+}
+
+TEST(CudaRnnWeightCache, SameWeightsTwiceGiveIdenticalResults) {
+  SKIP_WITHOUT_CUDA();
+  for (DType dt : {kFloat32, kFloat64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const std::vector<Tensor> weights = stack_weights(dt, 500, kCudaDevice);
+    const Tensor x = test::host_random({5, 3, 4}, dt, 600, -1, 1);
+    const StackRun first = run_stack(weights, x);
+    const StackRun second = run_stack(weights, x);  // the packed space from the cache
+    EXPECT_TRUE(bitwise_equal(first, second)) << "a cache hit changed the results";
+    expect_runs_close(second, run_stack(on_cpu(weights), x), dt, "against the CPU");
+  }
+}
+
+TEST(CudaRnnWeightCache, InPlaceWeightChangesAreSeen) {
+  SKIP_WITHOUT_CUDA();
+  const DType dt = kFloat64;
+  std::vector<Tensor> cuda_w = stack_weights(dt, 700, kCudaDevice);
+  std::vector<Tensor> cpu_w = on_cpu(cuda_w);
+  const Tensor x = test::host_random({5, 3, 4}, dt, 800, -1, 1);
+  StackRun previous = run_stack(cuda_w, x);
+  expect_runs_close(previous, run_stack(cpu_w, x), dt, "before any change");
+
+  // Each change is made to both copies of the weights; CUDA must follow the CPU.
+  const std::vector<std::pair<std::string, std::function<void(std::vector<Tensor>&)>>> changes = {
+      {"copy_ into weight_hh_l1",
+       [](std::vector<Tensor>& w) {
+         NoGradGuard no_grad;
+         w[5].copy_(test::host_random(w[5].shape(), w[5].dtype(), 901, -0.5, 0.5));
+       }},
+      {"mul_ of bias_ih_l0", [](std::vector<Tensor>& w) {
+         NoGradGuard no_grad;
+         w[2].mul_(-2.0);
+       }},
+      {"add_ through a view of weight_ih_l0_reverse", [](std::vector<Tensor>& w) {
+         NoGradGuard no_grad;
+         w[4].detach().narrow(0, 2, 3).add_(ones({3, 4}, TensorOptions(kFloat64).device(
+                                                             w[4].device())));
+       }},
+      {"an SGD step",
+       [](std::vector<Tensor>& w) {
+         for (Tensor& t : w) t.mutable_grad() = full_like(t.detach(), 0.05);
+         optim::SGD(w, optim::SGDOptions{.lr = 0.5}).step();
+       }},
+      {"an Adam step",
+       [](std::vector<Tensor>& w) {
+         for (Tensor& t : w) t.mutable_grad() = full_like(t.detach(), -0.05);
+         optim::Adam(w, optim::AdamOptions{.lr = 0.1}).step();
+       }},
+      {"set_data to new values", [](std::vector<Tensor>& w) {
+         w[1].set_data(mul(w[1].detach(), 0.5));
+       }},
+  };
+  for (const auto& [what, change] : changes) {
+    SCOPED_TRACE(what);
+    change(cuda_w);
+    change(cpu_w);
+    const StackRun now = run_stack(cuda_w, x);
+    EXPECT_FALSE(bitwise_equal(now, previous)) << "the change was not seen: stale packed weights";
+    expect_runs_close(now, run_stack(cpu_w, x), dt, what);
+    previous = now;
+  }
+}
+
+// Weights freed and new ones made in their place: the caching allocator hands out the same
+// addresses, and fresh tensors all start at version 0, so only the storage's identity tells the
+// new weights from the cached ones.
+TEST(CudaRnnWeightCache, NewWeightsAtReusedAddressesAreNotConfused) {
+  SKIP_WITHOUT_CUDA();
+  const DType dt = kFloat32;
+  const Tensor x = test::host_random({5, 3, 4}, dt, 950, -1, 1);
+  for (uint32_t round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::vector<Tensor> weights = stack_weights(dt, 1000 + 100 * round, kCudaDevice);
+    expect_runs_close(run_stack(weights, x), run_stack(on_cpu(weights), x), dt, "fresh weights");
+  }
+}
+
+// The module path: an LSTM trained a few steps on CUDA and on the CPU from the same start
+// follows the same trajectory (each step's update must reach the next forward).
+TEST(CudaRnnWeightCache, TrainingStepsMatchCpu) {
+  SKIP_WITHOUT_CUDA();
+  auto train = [](Device device) {
+    manual_seed(5);
+    nn::LSTM lstm(4, 3, 2);
+    lstm.to(kFloat64);
+    lstm.to(device);
+    optim::SGD opt(lstm.parameters(), optim::SGDOptions{.lr = 0.3, .momentum = 0.9});
+    const Tensor x = test::host_random({6, 2, 4}, kFloat64, 17, -1, 1).to(device);
+    std::vector<double> losses;
+    for (int step = 0; step < 4; ++step) {
+      opt.zero_grad();
+      const Tensor loss = sum(mul(lstm.forward(x), lstm.forward(x)));
+      loss.backward();
+      opt.step();
+      losses.push_back(loss.item<double>());
+    }
+    return losses;
+  };
+  const std::vector<double> cpu = train(kCpuDevice), gpu = train(kCudaDevice);
+  ASSERT_EQ(cpu.size(), gpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_NEAR(gpu[i], cpu[i], 1e-8) << "step " << i;
 }
 
 }  // namespace

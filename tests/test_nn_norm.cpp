@@ -109,6 +109,41 @@ TEST(NnBatchNorm, TrainingGradcheck) {
   }
 }
 
+// eps 0.5 next to a batch variance of about 1.3: an eps lost between forward and backward (a
+// backward that assumed 1e-5) would be off by ~20%, far beyond any tolerance here.
+TEST(NnBatchNorm, LargeEpsGradcheckAndComposite) {
+  static constexpr double kEps = 0.5;
+  const Tensor x = test::random_f64({4, 3, 2, 3}, -2, 2, 75, true);
+  const Tensor w = test::random_f64({3}, 0.5, 1.5, 76, true);
+  const Tensor b = test::random_f64({3}, -1, 1, 77, true);
+  expect_gradcheck([](In in) {
+    return F::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true, 0.1, kEps);
+  }, {x, w, b});
+  // Against the same normalization written with recorded ops (the tape differentiates it).
+  const auto composite = [](In in) {
+    const Tensor mean = in[0].mean({0, 2, 3}, true);
+    const Tensor var = sub(in[0], mean).pow(2.0).mean({0, 2, 3}, true);
+    const Tensor xhat = div(sub(in[0], mean), sqrt(add(var, kEps)));
+    return add(mul(xhat, in[1].reshape({1, 3, 1, 1})), in[2].reshape({1, 3, 1, 1}));
+  };
+  const Tensor upstream = test::random_f64({4, 3, 2, 3}, -1, 1, 78, false);
+  auto run = [&](const std::function<Tensor(In)>& fn) {
+    std::vector<Tensor> in = {x.detach().clone(), w.detach().clone(), b.detach().clone()};
+    for (Tensor& t : in) t.set_requires_grad(true);
+    const Tensor out = fn(in);
+    sum(mul(out, upstream)).backward();
+    return std::vector<Tensor>{out.detach(), in[0].grad(), in[1].grad(), in[2].grad()};
+  };
+  const std::vector<Tensor> got = run([](In in) {
+    return F::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true, 0.1, kEps);
+  });
+  const std::vector<Tensor> want = run(composite);
+  for (size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE("output/gradient " + std::to_string(i));
+    expect_close(got[i], want[i], 1e-10, 1e-12);  // float64, summation order only
+  }
+}
+
 TEST(NnBatchNorm, UndefinedAffineIsIdentity) {
   const Tensor x = test::random_f64({4, 2, 3}, -2, 2, 75, true);
   const Tensor plain = F::batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true);

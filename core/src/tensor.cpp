@@ -40,6 +40,13 @@ Storage::~Storage() {
   }
 }
 
+void Storage::raise_version_to(uint64_t version) {
+  uint64_t current = version_.load(std::memory_order_acquire);
+  while (current < version &&
+         !version_.compare_exchange_weak(current, version, std::memory_order_acq_rel)) {
+  }
+}
+
 TensorImpl::TensorImpl() = default;
 TensorImpl::~TensorImpl() = default;
 
@@ -310,15 +317,21 @@ void fill_in_place(Tensor& t, double value) {
 }
 }  // namespace
 
+uint64_t Tensor::version() const { return impl()->storage->version(); }
+
+void Tensor::bump_version() const { impl()->storage->bump_version(); }
+
 Tensor& Tensor::fill_(double value) {
   check_in_place(*this, "fill_");
   fill_in_place(*this, value);
+  bump_version();
   return *this;
 }
 
 Tensor& Tensor::zero_() {
   check_in_place(*this, "zero_");
   fill_in_place(*this, 0.0);
+  bump_version();
   return *this;
 }
 
@@ -331,6 +344,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
                " cannot be broadcast to the destination ", detail::describe(*this));
   const Tensor local = src.detach().to(device());
   assign(*this, detail::broadcast_view(local, shape()));
+  bump_version();
   return *this;
 }
 
@@ -351,6 +365,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
       backend.binary_scalar(BinaryOp::Mul, scaled, other, alpha, false);
       backend.binary(BinaryOp::Add, *this, *this, scaled);
     }
+    bump_version();
     return *this;
   }
   Tensor update = alpha == 1.0 ? other : mul(other, alpha);
@@ -358,6 +373,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   STRATA_CHECK(sum.shape() == shape(), "add_: other ", detail::describe(other),
                " cannot be broadcast to ", detail::describe(*this));
   assign(*this, detail::convert(sum, dtype()));
+  bump_version();
   return *this;
 }
 
@@ -370,6 +386,7 @@ Tensor& Tensor::mul_(double value) {
     NoGradGuard no_grad;
     assign(*this, mul(*this, value));
   }
+  bump_version();
   return *this;
 }
 
@@ -441,6 +458,10 @@ void Tensor::set_data(const Tensor& source) {
                grad_fn()->name, " (", detail::describe(*this), ")");
   TensorImpl& self = *impl();
   const TensorImpl& other = *source.impl();
+  // The data seen through this tensor changes: its version moves past the old one (the new
+  // storage's counter is raised, never lowered), so caches keyed on it rebuild.
+  const uint64_t old_version = self.storage ? self.storage->version() : 0;
+  if (other.storage) other.storage->raise_version_to(old_version + 1);
   self.storage = other.storage;
   self.shape = other.shape;
   self.strides = other.strides;

@@ -46,16 +46,16 @@ struct Conv2dParams {
   int64_t groups = 1;
 };
 
-// Max pooling pads with -inf; average pooling either counts the zero padding in the divisor
-// (PyTorch's count_include_pad=true) or divides by the in-bounds elements only.
-enum class PoolMode : uint8_t { Max, AvgIncludePad, AvgExcludePad };
-
-// x [N, C, H, W], out [N, C, P, Q] with P = (H + 2*pad_h - kernel_h) / stride_h + 1 and Q
-// alike; pad <= kernel / 2 (checked in core/), so every window holds an in-bounds element.
+// A 2-D pooling window: x [N, C, H, W], out [N, C, P, Q], with P and Q taken from out's shape
+// (core/ decides them, ceil_mode included). The window of output (i, j) covers rows
+// i*stride_h - pad_h + a*dilation_h for a in [0, kernel_h), and columns alike; positions
+// outside the input are skipped (max pooling's -inf padding). core/ has checked that
+// pad <= kernel / 2 and that every window holds at least one in-bounds element.
 struct Pool2dParams {
   int64_t kernel_h = 1, kernel_w = 1;
   int64_t stride_h = 1, stride_w = 1;
   int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
 };
 
 // Pointwise activations with a kernel of their own. `alpha` is the slope of LeakyRelu, the
@@ -225,14 +225,26 @@ class Backend {
   virtual void conv2d_backward_filter(const Tensor& grad_w, const Tensor& grad_out,
                                       const Tensor& x, const Conv2dParams& params) = 0;
 
-  // Pooling over [N, C, H, W]; see Pool2dParams.
-  virtual void pool2d_forward(PoolMode mode, const Tensor& out, const Tensor& x,
-                              const Pool2dParams& params) = 0;
-  // grad_x (overwritten) from grad_out; x and out are the forward's input and output. Max
-  // pooling sends each window's gradient to its first maximum.
-  virtual void pool2d_backward(PoolMode mode, const Tensor& grad_x, const Tensor& grad_out,
-                               const Tensor& x, const Tensor& out,
-                               const Pool2dParams& params) = 0;
+  // Max pooling over x [N, C, H, W] (see Pool2dParams): out [N, C, P, Q] = each window's
+  // maximum, indices [N, C, P, Q] int64 = its flat position h*W + w within the (n, c) plane
+  // (PyTorch's). As PyTorch's kernel: start from -inf at the window's first in-bounds
+  // position, scan row-major and take v when `v > best || isnan(v)` — so a tie keeps the
+  // first maximum, a NaN wins and the last NaN is kept, an all -inf window gives its first
+  // in-bounds position.
+  virtual void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
+                                  const Pool2dParams& params) = 0;
+  // grad_x [N, C, H, W] (overwritten) = grad_out [N, C, P, Q] scatter-added through the
+  // forward's indices, plane by plane; params are the forward's (a backend may use them to
+  // find which windows can hold a position).
+  virtual void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
+                                   const Tensor& indices, const Pool2dParams& params) = 0;
+  // Average pooling (dilation 1, windows within the padded input): each window's sum divided
+  // by kernel_h * kernel_w when count_include_pad, else by its in-bounds element count.
+  virtual void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& params,
+                                  bool count_include_pad) = 0;
+  // grad_x [N, C, H, W] (overwritten): each window's grad_out shared as the forward divided.
+  virtual void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
+                                   const Pool2dParams& params, bool count_include_pad) = 0;
 
   // out = f(in), elementwise; out may be the same tensor as in.
   virtual void activation_forward(Activation act, const Tensor& out, const Tensor& in,
@@ -262,11 +274,13 @@ class Backend {
                                   const Tensor& weight, const Tensor& bias, double momentum,
                                   double eps) = 0;
   // The gradients of batch_norm_forward's out with respect to x, weight and bias (each
-  // overwritten), given the batch statistics it saved.
+  // overwritten), given the batch statistics it saved and the forward's own eps (cuDNN asks
+  // for the forward's value; a backend that only uses save_invstd may ignore it).
   virtual void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_weight,
                                    const Tensor& grad_bias, const Tensor& grad_out,
                                    const Tensor& x, const Tensor& weight,
-                                   const Tensor& save_mean, const Tensor& save_invstd) = 0;
+                                   const Tensor& save_mean, const Tensor& save_invstd,
+                                   double eps) = 0;
 
   // ---- recurrent stacks (float32/float64; every tensor contiguous) ----------------------
   // `weights` holds 4 tensors per (layer, direction), layer-major, forward direction first:
@@ -335,8 +349,10 @@ void set_allow_tf32(bool allow);
 bool allow_tf32();
 
 // Deterministic kernels: off by default. When on, the CUDA backend picks only cuDNN algorithms
-// that give bitwise-identical results run to run (convolution backward and max pooling
-// included), at some cost in speed. The CPU backend is always deterministic.
+// that give bitwise-identical results run to run (convolution backward included), and runs
+// index_add of floats (the backward of index_select and embedding) by a sort instead of
+// atomics, at some cost in speed. Pooling is deterministic on both backends whatever the
+// setting. The CPU backend is always deterministic.
 void set_deterministic(bool on);
 bool deterministic();
 

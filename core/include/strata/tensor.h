@@ -4,6 +4,7 @@
 // validation, the backend dispatch and the tape recording live.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,7 +25,8 @@ struct Node;
 struct AutogradMeta;
 }  // namespace autograd
 
-// Owns one allocation on one device; freed through the backend that made it.
+// Owns one allocation on one device; freed through the backend that made it. Also keeps the
+// allocation's version: a counter of the in-place writes to it (see Tensor::version).
 class Storage {
  public:
   Storage(size_t nbytes, Device device);
@@ -41,12 +43,19 @@ class Storage {
   Device device() const { return device_; }
   bool pinned() const { return pinned_; }
 
+  // The number of in-place writes to this allocation so far (0 when made).
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_acq_rel); }
+  // Raises the version to at least `version` (set_data: a tensor's version never goes back).
+  void raise_version_to(uint64_t version);
+
  private:
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
   Backend* backend_ = nullptr;
   bool pinned_ = false;
+  std::atomic<uint64_t> version_{0};
 };
 
 // What a new tensor is made as: `zeros({2, 3}, kFloat64)`, `ones({4}, Device(kCUDA))`,
@@ -171,6 +180,19 @@ class Tensor {
   Tensor argmax(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
   Tensor argmin(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
   Tensor matmul(const Tensor& other) const;
+
+  // ---- version (PyTorch's _version) ------------------------------------------------------
+  // A counter of the in-place writes to this tensor's storage, shared by every view of it
+  // (views, detach() and the tensor itself see one counter). Every in-place path of Strata
+  // bumps it: fill_, zero_, copy_, add_, mul_, the optimizers' updates, batch_norm's running
+  // statistics, load_state_dict (through copy_), and set_data (which never lets it go back).
+  // Out-of-place ops leave it alone. Caches of derived data (the CUDA RNN's packed weights)
+  // compare it to know when to rebuild.
+  // NOTE: code that writes a tensor's data through raw pointers (data<T>(), raw_data(), a
+  // backend kernel into an existing tensor) must call bump_version() afterwards, or such caches
+  // keep serving the old values.
+  uint64_t version() const;
+  void bump_version() const;
 
   // ---- in place (not recorded on the tape; refused on tensors that need grad while grad
   //      mode is on, as PyTorch refuses them) ------------------------------------------------

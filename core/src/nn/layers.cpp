@@ -195,27 +195,71 @@ std::string Conv2d::extra_repr() const {
 
 // ---- pooling ------------------------------------------------------------------------------
 
-MaxPool1d::MaxPool1d(int64_t kernel_size_, std::optional<int64_t> stride_, int64_t padding_)
+MaxPool1d::MaxPool1d(int64_t kernel_size_, std::optional<int64_t> stride_, int64_t padding_,
+                     int64_t dilation_, bool ceil_mode_)
     : Module("MaxPool1d"), kernel_size(kernel_size_), stride(stride_.value_or(kernel_size_)),
-      padding(padding_) {}
+      padding(padding_), dilation(dilation_), ceil_mode(ceil_mode_) {}
 
 Tensor MaxPool1d::forward(const Tensor& input) {
-  return F::max_pool1d(input, kernel_size, stride, padding);
+  return F::max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
+std::pair<Tensor, Tensor> MaxPool1d::forward_with_indices(const Tensor& input) {
+  return F::max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode);
 }
 
 std::string MaxPool1d::extra_repr() const {
-  return repr("kernel_size=", kernel_size, ", stride=", stride, ", padding=", padding);
+  std::string s = repr("kernel_size=", kernel_size, ", stride=", stride, ", padding=", padding);
+  if (dilation != 1) s += repr(", dilation=", dilation);
+  if (ceil_mode) s += ", ceil_mode=true";
+  return s;
 }
 
-MaxPool2d::MaxPool2d(Size2 kernel_size_, std::optional<Size2> stride_, Size2 padding_)
+MaxPool2d::MaxPool2d(Size2 kernel_size_, std::optional<Size2> stride_, Size2 padding_,
+                     Size2 dilation_, bool ceil_mode_)
     : Module("MaxPool2d"), kernel_size(kernel_size_), stride(stride_.value_or(kernel_size_)),
-      padding(padding_) {}
+      padding(padding_), dilation(dilation_), ceil_mode(ceil_mode_) {}
 
 Tensor MaxPool2d::forward(const Tensor& input) {
-  return F::max_pool2d(input, kernel_size, stride, padding);
+  return F::max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
+std::pair<Tensor, Tensor> MaxPool2d::forward_with_indices(const Tensor& input) {
+  return F::max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode);
 }
 
 std::string MaxPool2d::extra_repr() const {
+  std::string s = repr("kernel_size=", size2_str(kernel_size), ", stride=", size2_str(stride),
+                       ", padding=", size2_str(padding));
+  if (dilation.h != 1 || dilation.w != 1) s += repr(", dilation=", size2_str(dilation));
+  if (ceil_mode) s += ", ceil_mode=true";
+  return s;
+}
+
+MaxUnpool1d::MaxUnpool1d(int64_t kernel_size_, std::optional<int64_t> stride_,
+                         int64_t padding_)
+    : Module("MaxUnpool1d"), kernel_size(kernel_size_), stride(stride_.value_or(kernel_size_)),
+      padding(padding_) {}
+
+Tensor MaxUnpool1d::forward(const Tensor& input, const Tensor& indices,
+                            std::optional<int64_t> output_size) {
+  return F::max_unpool1d(input, indices, kernel_size, stride, padding, output_size);
+}
+
+std::string MaxUnpool1d::extra_repr() const {
+  return repr("kernel_size=", kernel_size, ", stride=", stride, ", padding=", padding);
+}
+
+MaxUnpool2d::MaxUnpool2d(Size2 kernel_size_, std::optional<Size2> stride_, Size2 padding_)
+    : Module("MaxUnpool2d"), kernel_size(kernel_size_), stride(stride_.value_or(kernel_size_)),
+      padding(padding_) {}
+
+Tensor MaxUnpool2d::forward(const Tensor& input, const Tensor& indices,
+                            std::optional<Size2> output_size) {
+  return F::max_unpool2d(input, indices, kernel_size, stride, padding, output_size);
+}
+
+std::string MaxUnpool2d::extra_repr() const {
   return repr("kernel_size=", size2_str(kernel_size), ", stride=", size2_str(stride),
               ", padding=", size2_str(padding));
 }

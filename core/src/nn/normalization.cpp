@@ -101,6 +101,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   detail::backend_of(x).batch_norm_forward(out3, save_mean, save_invstd, rm, rv, x3, w, b,
                                            momentum, eps);
   if (rm.defined()) {
+    // Written in place by the kernel (Tensor::version); a strided one by copy_ as well.
+    running_mean.bump_version();
+    running_var.bump_version();
     if (!running_mean.is_contiguous()) running_mean.detach().copy_(rm);
     if (!running_var.is_contiguous()) running_var.detach().copy_(rv);
   }
@@ -109,13 +112,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   // ---- record: one node for x, weight and bias (undefined ones get no edge)
   if (needs_grad({&x, &weight, &bias})) {
     record("batch_norm", {x, weight, bias}, out,
-           [x3, w, save_mean, save_invstd, shape = x.shape()](const Tensor& g, const Needs& need) {
+           [x3, w, save_mean, save_invstd, eps, shape = x.shape()](const Tensor& g,
+                                                                   const Needs& need) {
              Tensor grad_x = Tensor::empty(x3.shape(), x3.options());
              Tensor grad_w = Tensor::empty(w.shape(), w.options());
              Tensor grad_b = Tensor::empty(w.shape(), w.options());
              detail::backend_of(x3).batch_norm_backward(grad_x, grad_w, grad_b,
                                                         g.contiguous().view(x3.shape()), x3, w,
-                                                        save_mean, save_invstd);
+                                                        save_mean, save_invstd, eps);
              return Grads{need[0] ? grad_x.view(shape) : Tensor(), need[1] ? grad_w : Tensor(),
                           need[2] ? grad_b : Tensor()};
            });

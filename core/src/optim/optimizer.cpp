@@ -177,6 +177,13 @@ void Optimizer::fused_update(ParamGroup& group, OptimizerUpdate u,
     u.steps = std::move(b.steps);
     u.mu_products = std::move(b.mu_products);
     backend_for(b.device).optimizer_update(u, b.params, b.grads, b.state);
+    // The kernel wrote the parameters and their state in place (Tensor::version).
+    for (const Tensor& p : b.params) p.bump_version();
+    for (const std::vector<Tensor>& kind : b.state) {
+      for (const Tensor& t : kind) {
+        if (t.defined()) t.bump_version();
+      }
+    }
   }
 }
 

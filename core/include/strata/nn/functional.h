@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "strata/generator.h"
 #include "strata/tensor.h"
@@ -50,10 +51,40 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
               Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
 
 // ---- pooling (stride defaults to the kernel size; padding at most half the kernel) ----------
+// Max pooling: the window of output i covers i * stride - padding + a * dilation for a in
+// [0, kernel_size), and input positions outside [0, L) are skipped (-inf padding). Output
+// length floor((L + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1, or with
+// ceil_mode the ceiling, less a last window that would start past the input and its left
+// padding (PyTorch's rule). Within a window a tie goes to the first maximum and a NaN wins.
+// x [N, C, L] (or [C, L]) for 1-D, [N, C, H, W] (or [C, H, W]) for 2-D.
 Tensor max_pool1d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride = {},
-                  int64_t padding = 0);
+                  int64_t padding = 0, int64_t dilation = 1, bool ceil_mode = false);
 Tensor max_pool2d(const Tensor& x, Size2 kernel_size, std::optional<Size2> stride = {},
-                  Size2 padding = 0);
+                  Size2 padding = 0, Size2 dilation = 1, bool ceil_mode = false);
+// As max_pool1d/2d, also returning where each maximum came from (PyTorch's
+// return_indices=True): {values, indices}, indices int64 of the values' shape holding the
+// position along L (1-D) or h * W + w within the (n, c) plane (2-D). Only the values carry
+// gradients.
+std::pair<Tensor, Tensor> max_pool1d_with_indices(const Tensor& x, int64_t kernel_size,
+                                                  std::optional<int64_t> stride = {},
+                                                  int64_t padding = 0, int64_t dilation = 1,
+                                                  bool ceil_mode = false);
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Size2 kernel_size,
+                                                  std::optional<Size2> stride = {},
+                                                  Size2 padding = 0, Size2 dilation = 1,
+                                                  bool ceil_mode = false);
+// The partial inverse of max pooling: zeros of the output size with x put back at indices
+// (as max_pool*_with_indices returned them, of x's shape). Output size (in - 1) * stride -
+// 2 * padding + kernel_size per axis, or output_size, which must lie within stride of it.
+// Repeated indices in a plane get the mean of their values (PyTorch leaves them undefined);
+// every input receives the gradient of the position it went to. Indices out of the output
+// plane throw.
+Tensor max_unpool1d(const Tensor& x, const Tensor& indices, int64_t kernel_size,
+                    std::optional<int64_t> stride = {}, int64_t padding = 0,
+                    std::optional<int64_t> output_size = {});
+Tensor max_unpool2d(const Tensor& x, const Tensor& indices, Size2 kernel_size,
+                    std::optional<Size2> stride = {}, Size2 padding = 0,
+                    std::optional<Size2> output_size = {});
 // count_include_pad: whether zero padding counts in each window's divisor (PyTorch's default).
 Tensor avg_pool1d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride = {},
                   int64_t padding = 0, bool count_include_pad = true);

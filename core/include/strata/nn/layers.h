@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <type_traits>
+#include <utility>
 
 #include "strata/nn/functional.h"
 #include "strata/nn/module.h"
@@ -119,19 +120,51 @@ class Conv2d : public Module {
 
 // ---- pooling ------------------------------------------------------------------------------
 
+// Max pooling (functional::max_pool1d/2d); forward_with_indices also returns where each
+// maximum came from, for MaxUnpool1d/2d.
 class MaxPool1d : public Module {
  public:
   explicit MaxPool1d(int64_t kernel_size, std::optional<int64_t> stride = {},
-                     int64_t padding = 0);
+                     int64_t padding = 0, int64_t dilation = 1, bool ceil_mode = false);
   Tensor forward(const Tensor& input) override;
+  std::pair<Tensor, Tensor> forward_with_indices(const Tensor& input);
   std::string extra_repr() const override;
-  int64_t kernel_size, stride, padding;
+  int64_t kernel_size, stride, padding, dilation;
+  bool ceil_mode;
 };
 
 class MaxPool2d : public Module {
  public:
-  explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0);
+  explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0,
+                     Size2 dilation = 1, bool ceil_mode = false);
   Tensor forward(const Tensor& input) override;
+  std::pair<Tensor, Tensor> forward_with_indices(const Tensor& input);
+  std::string extra_repr() const override;
+  Size2 kernel_size, stride, padding, dilation;
+  bool ceil_mode;
+};
+
+// The partial inverse of MaxPool1d/2d (functional::max_unpool1d/2d): takes the pooled values
+// and their indices, so it has no one-argument forward.
+//   auto [pooled, indices] = pool.forward_with_indices(x);
+//   Tensor restored = unpool.forward(pooled, indices, Size2(x.size(-2), x.size(-1)));
+class MaxUnpool1d : public Module {
+ public:
+  explicit MaxUnpool1d(int64_t kernel_size, std::optional<int64_t> stride = {},
+                       int64_t padding = 0);
+  using Module::forward;  // the one-argument form throws: unpooling needs the indices
+  Tensor forward(const Tensor& input, const Tensor& indices,
+                 std::optional<int64_t> output_size = {});
+  std::string extra_repr() const override;
+  int64_t kernel_size, stride, padding;
+};
+
+class MaxUnpool2d : public Module {
+ public:
+  explicit MaxUnpool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0);
+  using Module::forward;  // the one-argument form throws: unpooling needs the indices
+  Tensor forward(const Tensor& input, const Tensor& indices,
+                 std::optional<Size2> output_size = {});
   std::string extra_repr() const override;
   Size2 kernel_size, stride, padding;
 };
