@@ -28,6 +28,16 @@ std::string pair_str(int64_t spatial, int64_t h, int64_t w) {
   return spatial == 2 ? std::to_string(h) + "x" + std::to_string(w) : std::to_string(w);
 }
 
+// The window settings pooling and unpooling share: kernel and stride >= 1, padding >= 0.
+void check_window(const char* op, int64_t spatial, const Tensor& x, const Pool2dParams& p) {
+  STRATA_CHECK(p.kernel_h >= 1 && p.kernel_w >= 1, op, ": kernel_size must be >= 1, got ",
+               pair_str(spatial, p.kernel_h, p.kernel_w), " (input ", detail::describe(x), ")");
+  STRATA_CHECK(p.stride_h >= 1 && p.stride_w >= 1, op, ": stride must be >= 1, got ",
+               pair_str(spatial, p.stride_h, p.stride_w), " (input ", detail::describe(x), ")");
+  STRATA_CHECK(p.pad_h >= 0 && p.pad_w >= 0, op, ": padding must be >= 0, got ",
+               pair_str(spatial, p.pad_h, p.pad_w), " (input ", detail::describe(x), ")");
+}
+
 // floor(a / b) for b > 0 (C++ division truncates toward zero).
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -64,12 +74,7 @@ std::pair<int64_t, int64_t> check_pool(const char* op, int64_t spatial, const Te
                "-D (unbatched) or ", rank, "-D (batched) input, got ", detail::describe(x));
   STRATA_CHECK(is_floating(x.dtype()), op, ": expected an f32 or f64 input, got ",
                detail::describe(x));
-  STRATA_CHECK(p.kernel_h >= 1 && p.kernel_w >= 1, op, ": kernel_size must be >= 1, got ",
-               pair_str(spatial, p.kernel_h, p.kernel_w), " (input ", detail::describe(x), ")");
-  STRATA_CHECK(p.stride_h >= 1 && p.stride_w >= 1, op, ": stride must be >= 1, got ",
-               pair_str(spatial, p.stride_h, p.stride_w), " (input ", detail::describe(x), ")");
-  STRATA_CHECK(p.pad_h >= 0 && p.pad_w >= 0, op, ": padding must be >= 0, got ",
-               pair_str(spatial, p.pad_h, p.pad_w), " (input ", detail::describe(x), ")");
+  check_window(op, spatial, x, p);
   STRATA_CHECK(p.dilation_h >= 1 && p.dilation_w >= 1, op, ": dilation must be >= 1, got ",
                pair_str(spatial, p.dilation_h, p.dilation_w), " (input ", detail::describe(x),
                ")");
@@ -190,12 +195,7 @@ void check_unpool(const char* op, int64_t spatial, const Tensor& x, const Tensor
   STRATA_CHECK(indices.shape() == x.shape(), op, ": indices ", detail::describe(indices),
                " must have the input's shape ", detail::describe(x));
   detail::check_same_device(x, indices, op);
-  STRATA_CHECK(p.kernel_h >= 1 && p.kernel_w >= 1, op, ": kernel_size must be >= 1, got ",
-               pair_str(spatial, p.kernel_h, p.kernel_w), " (input ", detail::describe(x), ")");
-  STRATA_CHECK(p.stride_h >= 1 && p.stride_w >= 1, op, ": stride must be >= 1, got ",
-               pair_str(spatial, p.stride_h, p.stride_w), " (input ", detail::describe(x), ")");
-  STRATA_CHECK(p.pad_h >= 0 && p.pad_w >= 0, op, ": padding must be >= 0, got ",
-               pair_str(spatial, p.pad_h, p.pad_w), " (input ", detail::describe(x), ")");
+  check_window(op, spatial, x, p);
 }
 
 // x, indices [N, C, P, Q] -> out [N, C, out_h, out_w] with out.plane[indices] = x.
