@@ -28,6 +28,17 @@ std::string pair_str(int64_t spatial, int64_t h, int64_t w) {
   return spatial == 2 ? std::to_string(h) + "x" + std::to_string(w) : std::to_string(w);
 }
 
+// What pooling and unpooling ask of their input: a floating [N, C, *] (or unbatched [C, *])
+// tensor with `spatial` trailing axes.
+void check_input(const char* op, int64_t spatial, const Tensor& x) {
+  detail::check_defined(x, op, "input");
+  const int64_t rank = spatial + 2;
+  STRATA_CHECK(x.dim() == rank || x.dim() == rank - 1, op, ": expected a ", rank - 1,
+               "-D (unbatched) or ", rank, "-D (batched) input, got ", detail::describe(x));
+  STRATA_CHECK(is_floating(x.dtype()), op, ": expected an f32 or f64 input, got ",
+               detail::describe(x));
+}
+
 // The window settings pooling and unpooling share: kernel and stride >= 1, padding >= 0.
 void check_window(const char* op, int64_t spatial, const Tensor& x, const Pool2dParams& p) {
   STRATA_CHECK(p.kernel_h >= 1 && p.kernel_w >= 1, op, ": kernel_size must be >= 1, got ",
@@ -68,12 +79,7 @@ int64_t empty_window(int64_t size, int64_t out, int64_t kernel, int64_t stride, 
 // height entries are the identity (P = 1).
 std::pair<int64_t, int64_t> check_pool(const char* op, int64_t spatial, const Tensor& x,
                                        const Pool2dParams& p, bool ceil_mode) {
-  detail::check_defined(x, op, "input");
-  const int64_t rank = spatial + 2;
-  STRATA_CHECK(x.dim() == rank || x.dim() == rank - 1, op, ": expected a ", rank - 1,
-               "-D (unbatched) or ", rank, "-D (batched) input, got ", detail::describe(x));
-  STRATA_CHECK(is_floating(x.dtype()), op, ": expected an f32 or f64 input, got ",
-               detail::describe(x));
+  check_input(op, spatial, x);
   check_window(op, spatial, x, p);
   STRATA_CHECK(p.dilation_h >= 1 && p.dilation_w >= 1, op, ": dilation must be >= 1, got ",
                pair_str(spatial, p.dilation_h, p.dilation_w), " (input ", detail::describe(x),
@@ -183,13 +189,8 @@ int64_t unpooled_size(const char* op, const char* axis, int64_t in, int64_t kern
 // Checks what every max_unpool call shares: x [N, C, *] (or unbatched) and its indices.
 void check_unpool(const char* op, int64_t spatial, const Tensor& x, const Tensor& indices,
                   const Pool2dParams& p) {
-  detail::check_defined(x, op, "input");
+  check_input(op, spatial, x);
   detail::check_defined(indices, op, "indices");
-  const int64_t rank = spatial + 2;
-  STRATA_CHECK(x.dim() == rank || x.dim() == rank - 1, op, ": expected a ", rank - 1,
-               "-D (unbatched) or ", rank, "-D (batched) input, got ", detail::describe(x));
-  STRATA_CHECK(is_floating(x.dtype()), op, ": expected an f32 or f64 input, got ",
-               detail::describe(x));
   STRATA_CHECK(indices.dtype() == DType::Int64, op, ": indices must be int64, got ",
                detail::describe(indices));
   STRATA_CHECK(indices.shape() == x.shape(), op, ": indices ", detail::describe(indices),
