@@ -11,6 +11,7 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 #include "vec_math.h"
@@ -135,6 +136,11 @@ void backward_typed(Activation act, T* grad_in, const T* grad_out, const T* in, 
 
 void CpuBackend::activation_forward(Activation act, const Tensor& out, const Tensor& in,
                                     double alpha) {
+  if (detail::any_reduced_floating({&out, &in})) {
+    detail::Float32Staging stage;
+    activation_forward(act, stage.output(out), stage.input(in), alpha);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(out.dtype(), "cpu activation_forward", [&] {
     forward_typed<scalar_t>(act, static_cast<scalar_t*>(out.raw_data()),
                             static_cast<const scalar_t*>(in.raw_data()), out.numel(), alpha);
@@ -144,6 +150,12 @@ void CpuBackend::activation_forward(Activation act, const Tensor& out, const Ten
 void CpuBackend::activation_backward(Activation act, const Tensor& grad_in,
                                      const Tensor& grad_out, const Tensor& in, const Tensor& out,
                                      double alpha) {
+  if (detail::any_reduced_floating({&grad_in, &grad_out, &in, &out})) {
+    detail::Float32Staging stage;
+    activation_backward(act, stage.output(grad_in), stage.input(grad_out), stage.input(in),
+                        stage.input(out), alpha);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(grad_in.dtype(), "cpu activation_backward", [&] {
     using T = scalar_t;
     // in or out may be left undefined by a caller whose activation does not read it.

@@ -12,6 +12,7 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -241,6 +242,14 @@ void CpuBackend::batch_norm_forward(const Tensor& out, const Tensor& save_mean,
                                     const Tensor& running_var, const Tensor& x,
                                     const Tensor& weight, const Tensor& bias, double momentum,
                                     double eps) {
+  if (detail::any_reduced_floating({&out, &save_mean, &save_invstd, &running_mean, &running_var,
+                                    &x, &weight, &bias})) {
+    detail::Float32Staging stage;
+    batch_norm_forward(stage.output(out), stage.output(save_mean), stage.output(save_invstd),
+                       stage.output(running_mean), stage.output(running_var), stage.input(x),
+                       stage.input(weight), stage.input(bias), momentum, eps);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(x.dtype(), "cpu batch_norm_forward", [&] {
     forward_typed<scalar_t>(out, save_mean, save_invstd, running_mean, running_var, x, weight,
                             bias, momentum, eps);
@@ -251,7 +260,15 @@ void CpuBackend::batch_norm_backward(const Tensor& grad_x, const Tensor& grad_we
                                      const Tensor& grad_bias, const Tensor& grad_out,
                                      const Tensor& x, const Tensor& weight,
                                      const Tensor& save_mean, const Tensor& save_invstd,
-                                     double /*eps*/) {
+                                     double eps) {
+  if (detail::any_reduced_floating({&grad_x, &grad_weight, &grad_bias, &grad_out, &x, &weight,
+                                    &save_mean, &save_invstd})) {
+    detail::Float32Staging stage;
+    batch_norm_backward(stage.output(grad_x), stage.output(grad_weight), stage.output(grad_bias),
+                        stage.input(grad_out), stage.input(x), stage.input(weight),
+                        stage.input(save_mean), stage.input(save_invstd), eps);
+    return stage.finish();
+  }
   // eps is already inside save_invstd = 1 / sqrt(var + eps), which is all this needs.
   STRATA_DISPATCH_FLOATING(x.dtype(), "cpu batch_norm_backward", [&] {
     backward_typed<scalar_t>(grad_x, grad_weight, grad_bias, grad_out, x, weight, save_mean,

@@ -20,6 +20,7 @@
 
 #include "blas.h"
 #include "cpu_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -662,12 +663,22 @@ void conv2d_backward_filter_typed(const Tensor& grad_w, const Tensor& grad_out, 
 
 void CpuBackend::conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w,
                                 const Tensor& bias, const Conv2dParams& params) {
+  if (detail::any_reduced_floating({&out, &x, &w, &bias})) {
+    detail::Float32Staging stage;
+    conv2d_forward(stage.output(out), stage.input(x), stage.input(w), stage.input(bias), params);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(out.dtype(), "conv2d_forward",
                            [&] { conv2d_forward_typed<scalar_t>(out, x, w, bias, params); });
 }
 
 void CpuBackend::conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_out,
                                       const Tensor& w, const Conv2dParams& params) {
+  if (detail::any_reduced_floating({&grad_x, &grad_out, &w})) {
+    detail::Float32Staging stage;
+    conv2d_backward_data(stage.output(grad_x), stage.input(grad_out), stage.input(w), params);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(grad_x.dtype(), "conv2d_backward_data", [&] {
     conv2d_backward_data_typed<scalar_t>(grad_x, grad_out, w, params);
   });
@@ -675,6 +686,11 @@ void CpuBackend::conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_o
 
 void CpuBackend::conv2d_backward_filter(const Tensor& grad_w, const Tensor& grad_out,
                                         const Tensor& x, const Conv2dParams& params) {
+  if (detail::any_reduced_floating({&grad_w, &grad_out, &x})) {
+    detail::Float32Staging stage;
+    conv2d_backward_filter(stage.output(grad_w), stage.input(grad_out), stage.input(x), params);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(grad_w.dtype(), "conv2d_backward_filter", [&] {
     conv2d_backward_filter_typed<scalar_t>(grad_w, grad_out, x, params);
   });

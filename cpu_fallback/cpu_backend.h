@@ -105,6 +105,10 @@ class CpuBackend final : public Backend {
                     const Tensor& dhx, const Tensor& dcx,
                     const std::vector<Tensor>& dweights) override;
 
+  // amp.cpp
+  void non_finite_check_and_unscale(const std::vector<Tensor>& grads, const Tensor& found_inf,
+                                    double inv_scale) override;
+
   // random.cpp
   void random_uniform(const Tensor& out, double low, double high, uint64_t seed,
                       uint64_t offset) override;

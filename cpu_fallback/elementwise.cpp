@@ -15,8 +15,10 @@
 #include <type_traits>
 
 #include "cpu_backend.h"
+#include "half_convert.h"
 #include "parallel.h"
 #include "scalar_arith.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 #include "vec_math.h"
@@ -44,11 +46,19 @@ To float_to_integer(From value) {
   return static_cast<To>(whole);
 }
 
-// The value `value` of type From as a To; bool is `value != 0`.
+template <typename T>
+constexpr bool kIsHalf = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+
+// The value `value` of type From as a To; bool is `value != 0`. The 16-bit floats convert
+// through float32, as PyTorch's do (so a double reaching f16 is rounded twice).
 template <typename To, typename From>
 To convert(From value) {
   if constexpr (std::is_same_v<To, From>) {
     return value;
+  } else if constexpr (kIsHalf<From>) {
+    return convert<To>(static_cast<float>(value));
+  } else if constexpr (kIsHalf<To>) {
+    return To(convert<float>(value));
   } else if constexpr (std::is_same_v<To, bool>) {
     return value != From(0);
   } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
@@ -319,6 +329,10 @@ void copy_loop(const TensorImpl& dst, const TensorImpl& src) {
         return;
       }
     }
+    if constexpr ((kIsHalf<Out> && std::is_same_v<In, float>) ||
+                  (kIsHalf<In> && std::is_same_v<Out, float>)) {
+      if (so == 1 && si == 1) return convert_run(x, o, n);  // vectorized
+    }
     if (so == 1 && si == 1) {
       for (int64_t i = 0; i < n; ++i) o[i] = convert<Out>(x[i]);
     } else {
@@ -330,7 +344,8 @@ void copy_loop(const TensorImpl& dst, const TensorImpl& src) {
 // Second half of the dtype-pair dispatch (a separate function so the two scalar_t don't nest).
 template <typename Out>
 void copy_to(const TensorImpl& dst, const TensorImpl& src) {
-  STRATA_DISPATCH_ALL(src.dtype, "copy", [&] { copy_loop<Out, scalar_t>(dst, src); });
+  STRATA_DISPATCH_ALL_AND_HALF(src.dtype, "copy",
+                               [&] { copy_loop<Out, scalar_t>(dst, src); });
 }
 
 // o[i] = op(x[i]) over a contiguous row, in AVX2 and baseline clones (vec_math.h): for the
@@ -445,11 +460,11 @@ void CpuBackend::copy(const Tensor& dst_tensor, const Tensor& src_tensor) {
   const TensorImpl& dst = *dst_tensor.impl();
   const TensorImpl& src = *src_tensor.impl();
   check_same_rank("copy", dst, src);
-  STRATA_DISPATCH_ALL(dst.dtype, "copy", [&] { copy_to<scalar_t>(dst, src); });
+  STRATA_DISPATCH_ALL_AND_HALF(dst.dtype, "copy", [&] { copy_to<scalar_t>(dst, src); });
 }
 
 void CpuBackend::fill(const Tensor& out, double value) {
-  STRATA_DISPATCH_ALL(out.dtype(), "fill", [&] {
+  STRATA_DISPATCH_ALL_AND_HALF(out.dtype(), "fill", [&] {
     const scalar_t v = convert<scalar_t>(value);
     generate_contiguous(static_cast<scalar_t*>(out.raw_data()), out.numel(),
                         [v](int64_t) { return v; });
@@ -457,6 +472,11 @@ void CpuBackend::fill(const Tensor& out, double value) {
 }
 
 void CpuBackend::arange(const Tensor& out, double start, double step) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    arange(stage.output(out), start, step);
+    return stage.finish();
+  }
   STRATA_DISPATCH_NUMERIC(out.dtype(), "arange", [&] {
     generate_contiguous(static_cast<scalar_t*>(out.raw_data()), out.numel(), [=](int64_t i) {
       return convert<scalar_t>(start + static_cast<double>(i) * step);
@@ -465,6 +485,11 @@ void CpuBackend::arange(const Tensor& out, double start, double step) {
 }
 
 void CpuBackend::unary(UnaryOp op, const Tensor& out_tensor, const Tensor& in_tensor) {
+  if (detail::any_reduced_floating({&out_tensor})) {
+    detail::Float32Staging stage;
+    unary(op, stage.output(out_tensor), stage.input(in_tensor));
+    return stage.finish();
+  }
   const TensorImpl& out = *out_tensor.impl();
   const TensorImpl& in = *in_tensor.impl();
   check_same_rank("unary", out, in);
@@ -487,6 +512,11 @@ void CpuBackend::unary(UnaryOp op, const Tensor& out_tensor, const Tensor& in_te
 
 void CpuBackend::binary(BinaryOp op, const Tensor& out_tensor, const Tensor& a_tensor,
                         const Tensor& b_tensor) {
+  if (detail::any_reduced_floating({&a_tensor})) {  // out is a's dtype, or bool
+    detail::Float32Staging stage;
+    binary(op, stage.output(out_tensor), stage.input(a_tensor), stage.input(b_tensor));
+    return stage.finish();
+  }
   const TensorImpl& out = *out_tensor.impl();
   const TensorImpl& a = *a_tensor.impl();
   const TensorImpl& b = *b_tensor.impl();
@@ -498,6 +528,11 @@ void CpuBackend::binary(BinaryOp op, const Tensor& out_tensor, const Tensor& a_t
 
 void CpuBackend::binary_scalar(BinaryOp op, const Tensor& out_tensor, const Tensor& a_tensor,
                                double scalar, bool scalar_first) {
+  if (detail::any_reduced_floating({&a_tensor})) {
+    detail::Float32Staging stage;
+    binary_scalar(op, stage.output(out_tensor), stage.input(a_tensor), scalar, scalar_first);
+    return stage.finish();
+  }
   const TensorImpl& out = *out_tensor.impl();
   const TensorImpl& a = *a_tensor.impl();
   check_same_rank("binary_scalar", out, a);
@@ -527,7 +562,8 @@ void CpuBackend::where(const Tensor& out_tensor, const Tensor& cond_tensor, cons
   check_same_rank("where", out, cond);
   check_same_rank("where", out, a);
   check_same_rank("where", out, b);
-  STRATA_DISPATCH_ALL(out.dtype, "where", [&] { where_loop<scalar_t>(out, cond, a, b); });
+  STRATA_DISPATCH_ALL_AND_HALF(out.dtype, "where",
+                               [&] { where_loop<scalar_t>(out, cond, a, b); });
 }
 
 }  // namespace strata::cpu

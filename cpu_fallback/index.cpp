@@ -12,6 +12,7 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -138,22 +139,33 @@ void scatter_add_typed(const Tensor& out, int64_t dim, const Tensor& index, cons
 
 void CpuBackend::index_select(const Tensor& out, const Tensor& in, int64_t dim,
                               const Tensor& index) {
-  STRATA_DISPATCH_ALL(in.dtype(), "index_select",
-                      [&] { index_select_typed<scalar_t>(out, in, dim, index); });
+  STRATA_DISPATCH_ALL_AND_HALF(in.dtype(), "index_select",
+                               [&] { index_select_typed<scalar_t>(out, in, dim, index); });
 }
 
 void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
                            const Tensor& src) {
+  if (detail::any_reduced_floating({&out, &src})) {
+    detail::Float32Staging stage;
+    index_add(stage.output(out), dim, index, stage.input(src));
+    return stage.finish();
+  }
   STRATA_DISPATCH_NUMERIC(out.dtype(), "index_add",
                           [&] { index_add_typed<scalar_t>(out, dim, index, src); });
 }
 
 void CpuBackend::gather(const Tensor& out, const Tensor& in, int64_t dim, const Tensor& index) {
-  STRATA_DISPATCH_ALL(in.dtype(), "gather", [&] { gather_typed<scalar_t>(out, in, dim, index); });
+  STRATA_DISPATCH_ALL_AND_HALF(in.dtype(), "gather",
+                               [&] { gather_typed<scalar_t>(out, in, dim, index); });
 }
 
 void CpuBackend::scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                              const Tensor& src) {
+  if (detail::any_reduced_floating({&out, &src})) {
+    detail::Float32Staging stage;
+    scatter_add(stage.output(out), dim, index, stage.input(src));
+    return stage.finish();
+  }
   STRATA_DISPATCH_NUMERIC(out.dtype(), "scatter_add",
                           [&] { scatter_add_typed<scalar_t>(out, dim, index, src); });
 }

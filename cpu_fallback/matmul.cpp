@@ -12,6 +12,7 @@
 
 #include "blas.h"
 #include "cpu_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -100,6 +101,11 @@ void matmul_typed(const Tensor& out, const Tensor& a, const Tensor& b, bool accu
 }  // namespace
 
 void CpuBackend::matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
+  if (detail::any_reduced_floating({&out, &a, &b})) {
+    detail::Float32Staging stage;
+    matmul(stage.output(out), stage.input(a), stage.input(b), accumulate);
+    return stage.finish();
+  }
   STRATA_ASSERT(out.dim() == 3 && a.dim() == 3 && b.dim() == 3,
                 "cpu matmul: expected 3-D out, a and b, got ", shape_str(out.shape()), ", ",
                 shape_str(a.shape()), ", ", shape_str(b.shape()));

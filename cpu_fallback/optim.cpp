@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "scalar_arith.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
@@ -200,6 +201,15 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const std::vector<Te
   STRATA_ASSERT(grads.size() == params.size() && u.steps.size() == params.size(),
                 "cpu optimizer_update: ", params.size(), " params, ", grads.size(), " grads, ",
                 u.steps.size(), " steps");
+  bool reduced = detail::any_reduced_floating(params) || detail::any_reduced_floating(grads);
+  for (const auto& tensors : state) reduced = reduced || detail::any_reduced_floating(tensors);
+  if (reduced) {
+    detail::Float32Staging stage;
+    std::vector<std::vector<Tensor>> wide_state;
+    for (const auto& tensors : state) wide_state.push_back(stage.outputs(tensors));
+    optimizer_update(u, stage.outputs(params), stage.inputs(grads), wide_state);
+    return stage.finish();
+  }
   for (size_t i = 0; i < params.size(); ++i) {
     STRATA_DISPATCH_FLOATING(params[i].dtype(), "cpu optimizer_update", [&] {
       update_tensor<scalar_t>(u, i, params[i], grads[i], state);

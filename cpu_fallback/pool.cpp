@@ -16,6 +16,7 @@
 #include "cpu_backend.h"
 #include "parallel.h"
 #include "vec_math.h"  // STRATA_VECTOR_CLONES
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -275,6 +276,11 @@ void avg_pool2d_backward_typed(const Tensor& grad_x, const Tensor& grad_out,
 
 void CpuBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                                     const Pool2dParams& params) {
+  if (detail::any_reduced_floating({&out, &x})) {
+    detail::Float32Staging stage;
+    max_pool2d_forward(stage.output(out), indices, stage.input(x), params);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(out.dtype(), "max_pool2d_forward", [&] {
     max_pool2d_forward_typed<scalar_t>(out, indices, x, params);
   });
@@ -282,6 +288,11 @@ void CpuBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, co
 
 void CpuBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
                                      const Tensor& indices, const Pool2dParams& params) {
+  if (detail::any_reduced_floating({&grad_x, &grad_out})) {
+    detail::Float32Staging stage;
+    max_pool2d_backward(stage.output(grad_x), stage.input(grad_out), indices, params);
+    return stage.finish();
+  }
   (void)params;  // the indices say where each gradient goes
   STRATA_DISPATCH_FLOATING(grad_x.dtype(), "max_pool2d_backward", [&] {
     max_pool2d_backward_typed<scalar_t>(grad_x, grad_out, indices);
@@ -290,6 +301,11 @@ void CpuBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_ou
 
 void CpuBackend::avg_pool2d_forward(const Tensor& out, const Tensor& x,
                                     const Pool2dParams& params, bool count_include_pad) {
+  if (detail::any_reduced_floating({&out, &x})) {
+    detail::Float32Staging stage;
+    avg_pool2d_forward(stage.output(out), stage.input(x), params, count_include_pad);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(out.dtype(), "avg_pool2d_forward", [&] {
     avg_pool2d_forward_typed<scalar_t>(out, x, params, count_include_pad);
   });
@@ -297,6 +313,11 @@ void CpuBackend::avg_pool2d_forward(const Tensor& out, const Tensor& x,
 
 void CpuBackend::avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
                                      const Pool2dParams& params, bool count_include_pad) {
+  if (detail::any_reduced_floating({&grad_x, &grad_out})) {
+    detail::Float32Staging stage;
+    avg_pool2d_backward(stage.output(grad_x), stage.input(grad_out), params, count_include_pad);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(grad_x.dtype(), "avg_pool2d_backward", [&] {
     avg_pool2d_backward_typed<scalar_t>(grad_x, grad_out, params, count_include_pad);
   });

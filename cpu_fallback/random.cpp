@@ -12,6 +12,7 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/philox.h"
 #include "strata/tensor.h"
@@ -36,6 +37,11 @@ void fill_random(const Tensor& out, uint64_t seed, uint64_t offset, const ValueF
 
 void CpuBackend::random_uniform(const Tensor& out, double low, double high, uint64_t seed,
                                 uint64_t offset) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    random_uniform(stage.output(out), low, high, seed, offset);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(out.dtype(), "random_uniform", [&] {
     using T = scalar_t;
     fill_random<T>(out, seed, offset, [=](const philox::Block& block) {
@@ -49,6 +55,11 @@ void CpuBackend::random_uniform(const Tensor& out, double low, double high, uint
 
 void CpuBackend::random_normal(const Tensor& out, double mean, double std, uint64_t seed,
                                uint64_t offset) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    random_normal(stage.output(out), mean, std, seed, offset);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(out.dtype(), "random_normal", [&] {
     using T = scalar_t;
     fill_random<T>(out, seed, offset, [=](const philox::Block& block) {
@@ -59,6 +70,11 @@ void CpuBackend::random_normal(const Tensor& out, double mean, double std, uint6
 
 void CpuBackend::random_int(const Tensor& out, int64_t low, int64_t high, uint64_t seed,
                             uint64_t offset) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    random_int(stage.output(out), low, high, seed, offset);
+    return stage.finish();
+  }
   STRATA_DISPATCH_NUMERIC(out.dtype(), "random_int", [&] {
     using T = scalar_t;
     fill_random<T>(out, seed, offset, [=](const philox::Block& block) {

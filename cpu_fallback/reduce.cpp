@@ -17,6 +17,7 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -227,6 +228,11 @@ void reduce_with(const Tensor& out, const Tensor& in, int64_t outer, int64_t siz
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer,
                         int64_t size, int64_t inner) {
+  if (detail::any_reduced_floating({&out, &in})) {
+    detail::Float32Staging stage;
+    reduce(op, stage.output(out), stage.input(in), outer, size, inner);
+    return stage.finish();
+  }
   STRATA_ASSERT(size >= 1, "cpu reduce: size must be >= 1, got ", size);
   STRATA_DISPATCH_ALL(in.dtype(), "reduce", [&] {
     using T = scalar_t;

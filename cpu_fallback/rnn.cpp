@@ -25,6 +25,7 @@
 
 #include "blas.h"
 #include "cpu_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 #include "vec_math.h"
@@ -767,17 +768,32 @@ void backward_typed(const RnnParams& params, const std::vector<Tensor>& weights,
 void CpuBackend::rnn_forward(const RnnParams& params, const std::vector<Tensor>& weights,
                              const Tensor& x, const Tensor& hx, const Tensor& cx, const Tensor& y,
                              const Tensor& hy, const Tensor& cy, Tensor* reserve) {
+  if (detail::any_reduced_floating({&x, &hx, &cx, &y, &hy, &cy}) ||
+      detail::any_reduced_floating(weights)) {
+    detail::Float32Staging stage;  // the reserve is then float32, as rnn_backward stages too
+    rnn_forward(params, stage.inputs(weights), stage.input(x), stage.input(hx), stage.input(cx),
+                stage.output(y), stage.output(hy), stage.output(cy), reserve);
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(x.dtype(), "cpu rnn_forward", [&] {
     forward_typed<scalar_t>(params, weights, x, hx, cx, y, hy, cy, reserve);
   });
 }
 
 void CpuBackend::rnn_backward(const RnnParams& params, const std::vector<Tensor>& weights,
-                              const Tensor& x, const Tensor& /*hx*/, const Tensor& /*cx*/,
-                              const Tensor& /*y*/, const Tensor& reserve, const Tensor& dy,
+                              const Tensor& x, const Tensor& hx, const Tensor& cx,
+                              const Tensor& y, const Tensor& reserve, const Tensor& dy,
                               const Tensor& dhy, const Tensor& dcy, const Tensor& dx,
                               const Tensor& dhx, const Tensor& dcx,
                               const std::vector<Tensor>& dweights) {
+  if (detail::any_reduced_floating({&x, &dy, &dhy, &dcy, &dx, &dhx, &dcx}) ||
+      detail::any_reduced_floating(weights) || detail::any_reduced_floating(dweights)) {
+    detail::Float32Staging stage;  // hx, cx and y are not read: passed as they are
+    rnn_backward(params, stage.inputs(weights), stage.input(x), hx, cx, y, reserve,
+                 stage.input(dy), stage.input(dhy), stage.input(dcy), stage.output(dx),
+                 stage.output(dhx), stage.output(dcx), stage.outputs(dweights));
+    return stage.finish();
+  }
   STRATA_DISPATCH_FLOATING(x.dtype(), "cpu rnn_backward", [&] {
     backward_typed<scalar_t>(params, weights, x, reserve, dy, dhy, dcy, dx, dhx, dcx, dweights);
   });

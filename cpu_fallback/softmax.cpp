@@ -14,6 +14,7 @@
 
 #include "cpu_backend.h"
 #include "parallel.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 #include "vec_math.h"
@@ -203,6 +204,11 @@ void for_slices(int64_t outer, int64_t size, int64_t inner, const Body& body) {
 
 void CpuBackend::softmax_forward(const Tensor& out, const Tensor& in, int64_t outer,
                                  int64_t size, int64_t inner, bool log) {
+  if (detail::any_reduced_floating({&out, &in})) {
+    detail::Float32Staging stage;
+    softmax_forward(stage.output(out), stage.input(in), outer, size, inner, log);
+    return stage.finish();
+  }
   if (outer * size * inner == 0) return;
   STRATA_DISPATCH_FLOATING(out.dtype(), "cpu softmax_forward", [&] {
     using T = scalar_t;
@@ -218,6 +224,12 @@ void CpuBackend::softmax_forward(const Tensor& out, const Tensor& in, int64_t ou
 void CpuBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out,
                                   const Tensor& out, int64_t outer, int64_t size, int64_t inner,
                                   bool log) {
+  if (detail::any_reduced_floating({&grad_in, &grad_out, &out})) {
+    detail::Float32Staging stage;
+    softmax_backward(stage.output(grad_in), stage.input(grad_out), stage.input(out), outer, size,
+                     inner, log);
+    return stage.finish();
+  }
   if (outer * size * inner == 0) return;
   STRATA_DISPATCH_FLOATING(grad_in.dtype(), "cpu softmax_backward", [&] {
     using T = scalar_t;

@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -145,6 +146,11 @@ void launch_activation_backward(CudaBackend& backend, Activation act, const Tens
 
 void CudaBackend::activation_forward(Activation act, const Tensor& out, const Tensor& in,
                                      double alpha) {
+  if (detail::any_reduced_floating({&out, &in})) {
+    detail::Float32Staging stage;
+    activation_forward(act, stage.output(out), stage.input(in), alpha);
+    return stage.finish();
+  }
   if (out.numel() == 0) return;
   DeviceGuard guard(device_index_);
   switch (out.dtype()) {
@@ -159,6 +165,12 @@ void CudaBackend::activation_forward(Activation act, const Tensor& out, const Te
 void CudaBackend::activation_backward(Activation act, const Tensor& grad_in,
                                       const Tensor& grad_out, const Tensor& in, const Tensor& out,
                                       double alpha) {
+  if (detail::any_reduced_floating({&grad_in, &grad_out, &in, &out})) {
+    detail::Float32Staging stage;
+    activation_backward(act, stage.output(grad_in), stage.input(grad_out), stage.input(in),
+                        stage.input(out), alpha);
+    return stage.finish();
+  }
   if (grad_in.numel() == 0) return;
   DeviceGuard guard(device_index_);
   switch (grad_in.dtype()) {

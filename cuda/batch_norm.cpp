@@ -16,6 +16,7 @@
 #include "common.h"
 #include "cuda_backend.h"
 #include "cudnn_utils.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -48,6 +49,14 @@ void CudaBackend::batch_norm_forward(const Tensor& out, const Tensor& save_mean,
                                      const Tensor& running_var, const Tensor& x,
                                      const Tensor& weight, const Tensor& bias, double momentum,
                                      double eps) {
+  if (detail::any_reduced_floating({&out, &save_mean, &save_invstd, &running_mean, &running_var,
+                                    &x, &weight, &bias})) {
+    detail::Float32Staging stage;
+    batch_norm_forward(stage.output(out), stage.output(save_mean), stage.output(save_invstd),
+                       stage.output(running_mean), stage.output(running_var), stage.input(x),
+                       stage.input(weight), stage.input(bias), momentum, eps);
+    return stage.finish();
+  }
   if (x.size(0) == 0 || x.size(1) == 0 || x.numel() == 0) return;
   DeviceGuard guard(device_index_);
   BatchNormDescriptors d(x, "batch_norm_forward");
@@ -77,6 +86,14 @@ void CudaBackend::batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w
                                       const Tensor& x, const Tensor& weight,
                                       const Tensor& save_mean, const Tensor& save_invstd,
                                       double eps) {
+  if (detail::any_reduced_floating({&grad_x, &grad_weight, &grad_bias, &grad_out, &x, &weight,
+                                    &save_mean, &save_invstd})) {
+    detail::Float32Staging stage;
+    batch_norm_backward(stage.output(grad_x), stage.output(grad_weight), stage.output(grad_bias),
+                        stage.input(grad_out), stage.input(x), stage.input(weight),
+                        stage.input(save_mean), stage.input(save_invstd), eps);
+    return stage.finish();
+  }
   if (x.size(0) == 0 || x.size(1) == 0 || x.numel() == 0) return;
   DeviceGuard guard(device_index_);
   BatchNormDescriptors d(x, "batch_norm_backward");

@@ -72,6 +72,7 @@ inline unsigned int grid_size(int64_t n, int64_t max_blocks, int block = kBlockS
 // fill, where, index_select, gather).
 template <size_t Bytes> struct BitsOf;
 template <> struct BitsOf<1> { using type = uint8_t; };
+template <> struct BitsOf<2> { using type = uint16_t; };
 template <> struct BitsOf<4> { using type = uint32_t; };
 template <> struct BitsOf<8> { using type = uint64_t; };
 
@@ -80,6 +81,7 @@ template <typename F>
 void dispatch_element_size(size_t bytes, const char* kernel, const F& f) {
   switch (bytes) {
     case 1: return f(uint8_t{});
+    case 2: return f(uint16_t{});
     case 4: return f(uint32_t{});
     case 8: return f(uint64_t{});
     default: break;

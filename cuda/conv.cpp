@@ -26,6 +26,7 @@
 #include "common.h"
 #include "cuda_backend.h"
 #include "cudnn_utils.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -272,6 +273,11 @@ void run_first_that_works(CudaBackend& backend, ConvDescriptors& d, ConvPass pas
 // out [N, K, P, Q] = conv(x [N, C, H, W], w [K, C/groups, R, S]) + bias[k].
 void CudaBackend::conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w,
                                  const Tensor& bias, const Conv2dParams& params) {
+  if (detail::any_reduced_floating({&out, &x, &w, &bias})) {
+    detail::Float32Staging stage;
+    conv2d_forward(stage.output(out), stage.input(x), stage.input(w), stage.input(bias), params);
+    return stage.finish();
+  }
   if (out.numel() == 0) return;
   DeviceGuard guard(device_index_);
   cudnnHandle_t handle = cudnn_handle();
@@ -301,6 +307,11 @@ void CudaBackend::conv2d_forward(const Tensor& out, const Tensor& x, const Tenso
 // grad_x [N, C, H, W] from grad_out [N, K, P, Q] and w [K, C/groups, R, S].
 void CudaBackend::conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_out,
                                        const Tensor& w, const Conv2dParams& params) {
+  if (detail::any_reduced_floating({&grad_x, &grad_out, &w})) {
+    detail::Float32Staging stage;
+    conv2d_backward_data(stage.output(grad_x), stage.input(grad_out), stage.input(w), params);
+    return stage.finish();
+  }
   if (grad_x.numel() == 0) return;
   DeviceGuard guard(device_index_);
   cudnnHandle_t handle = cudnn_handle();
@@ -324,6 +335,11 @@ void CudaBackend::conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_
 // grad_w [K, C/groups, R, S] from grad_out [N, K, P, Q] and x [N, C, H, W].
 void CudaBackend::conv2d_backward_filter(const Tensor& grad_w, const Tensor& grad_out,
                                          const Tensor& x, const Conv2dParams& params) {
+  if (detail::any_reduced_floating({&grad_w, &grad_out, &x})) {
+    detail::Float32Staging stage;
+    conv2d_backward_filter(stage.output(grad_w), stage.input(grad_out), stage.input(x), params);
+    return stage.finish();
+  }
   if (grad_w.numel() == 0) return;
   DeviceGuard guard(device_index_);
   if (x.numel() == 0 || grad_out.numel() == 0) {  // an empty batch: the gradient is zero

@@ -18,6 +18,7 @@
 #include "common.h"
 #include "cuda_backend.h"
 #include "scalar_arith.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -43,10 +44,19 @@ __host__ __device__ To float_to_integer(From value) {
   return static_cast<To>(whole);
 }
 
+template <typename T>
+constexpr bool kIsHalf = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+
+// As the CPU's convert: the 16-bit floats go through float32 (strata/half.h's exact bit
+// conversions, the same on the host and the device).
 template <typename To, typename From>
 __host__ __device__ To convert(From value) {
   if constexpr (std::is_same_v<To, From>) {
     return value;
+  } else if constexpr (kIsHalf<From>) {
+    return convert<To>(static_cast<float>(value));
+  } else if constexpr (kIsHalf<To>) {
+    return To(convert<float>(value));
   } else if constexpr (std::is_same_v<To, bool>) {
     return value != From(0);
   } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
@@ -345,7 +355,7 @@ void launch_elementwise(CudaBackend& backend, const Geometry<N>& g, const F& f) 
 
 template <typename Out>
 void copy_convert_to(CudaBackend& backend, const View& dst, const View& src, const Geometry<2>& g) {
-  STRATA_DISPATCH_ALL(src.dtype, "copy", [&] {
+  STRATA_DISPATCH_ALL_AND_HALF(src.dtype, "copy", [&] {
     launch_elementwise(backend, g, CopyFunctor<Out, scalar_t>{static_cast<Out*>(dst.data),
                                                               static_cast<const scalar_t*>(src.data)});
   });
@@ -378,7 +388,8 @@ void CudaBackend::copy_view(const View& dst, const View& src) {
     });
     return;
   }
-  STRATA_DISPATCH_ALL(dst.dtype, "copy", [&] { copy_convert_to<scalar_t>(*this, dst, src, g); });
+  STRATA_DISPATCH_ALL_AND_HALF(dst.dtype, "copy",
+                               [&] { copy_convert_to<scalar_t>(*this, dst, src, g); });
 }
 
 void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
@@ -390,7 +401,7 @@ void CudaBackend::fill(const Tensor& out, double value) {
   const int64_t n = out.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);
-  STRATA_DISPATCH_ALL(out.dtype(), "fill", [&] {
+  STRATA_DISPATCH_ALL_AND_HALF(out.dtype(), "fill", [&] {
     const scalar_t typed = convert<scalar_t>(value);
     using E = typename BitsOf<sizeof(scalar_t)>::type;
     E bits;
@@ -407,6 +418,11 @@ void CudaBackend::fill(const Tensor& out, double value) {
 }
 
 void CudaBackend::arange(const Tensor& out, double start, double step) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    arange(stage.output(out), start, step);
+    return stage.finish();
+  }
   DeviceGuard guard(device_index_);
   STRATA_DISPATCH_NUMERIC(out.dtype(), "arange", [&] {
     Geometry<1> g;
@@ -416,7 +432,14 @@ void CudaBackend::arange(const Tensor& out, double start, double step) {
   });
 }
 
+// NOTE: f16 and bf16 arithmetic is staged through float32 for now (Float32Staging); native
+// half-precision functors are the next step.
 void CudaBackend::unary(UnaryOp op, const Tensor& out, const Tensor& in) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    unary(op, stage.output(out), stage.input(in));
+    return stage.finish();
+  }
   check_same_rank("unary", out, in);
   DeviceGuard guard(device_index_);
   const Geometry<2> g = make_geometry<2>(out.shape(), {out.strides().data(), in.strides().data()});
@@ -427,6 +450,11 @@ void CudaBackend::unary(UnaryOp op, const Tensor& out, const Tensor& in) {
 }
 
 void CudaBackend::binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  if (detail::any_reduced_floating({&a})) {  // out is a's dtype, or bool
+    detail::Float32Staging stage;
+    binary(op, stage.output(out), stage.input(a), stage.input(b));
+    return stage.finish();
+  }
   check_same_rank("binary", out, a);
   check_same_rank("binary", out, b);
   DeviceGuard guard(device_index_);
@@ -442,6 +470,11 @@ void CudaBackend::binary(BinaryOp op, const Tensor& out, const Tensor& a, const 
 
 void CudaBackend::binary_scalar(BinaryOp op, const Tensor& out, const Tensor& a, double scalar,
                                 bool scalar_first) {
+  if (detail::any_reduced_floating({&a})) {
+    detail::Float32Staging stage;
+    binary_scalar(op, stage.output(out), stage.input(a), scalar, scalar_first);
+    return stage.finish();
+  }
   check_same_rank("binary_scalar", out, a);
   DeviceGuard guard(device_index_);
   // The scalar operand has no strides (nullptr): it does not stop the contiguous fast path.

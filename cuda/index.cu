@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -244,6 +245,11 @@ void CudaBackend::index_select(const Tensor& out, const Tensor& in, int64_t dim,
 
 void CudaBackend::index_add(const Tensor& out, int64_t dim, const Tensor& index,
                             const Tensor& src) {
+  if (detail::any_reduced_floating({&out, &src})) {
+    detail::Float32Staging stage;
+    index_add(stage.output(out), dim, index, stage.input(src));
+    return stage.finish();
+  }
   const int64_t n = src.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);
@@ -281,6 +287,11 @@ void CudaBackend::gather(const Tensor& out, const Tensor& in, int64_t dim, const
 
 void CudaBackend::scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                               const Tensor& src) {
+  if (detail::any_reduced_floating({&out, &src})) {
+    detail::Float32Staging stage;
+    scatter_add(stage.output(out), dim, index, stage.input(src));
+    return stage.finish();
+  }
   const int64_t n = index.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);

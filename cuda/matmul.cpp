@@ -1,5 +1,6 @@
-// Matrix products of the CUDA backend through cuBLAS (float32, float64), batched with
-// cublas*StridedBatched (a batch stride of 0 broadcasts an operand).
+// Matrix products of the CUDA backend through cuBLAS (float32, float64, and float16 / bfloat16
+// on tensor cores with float32 accumulation), batched with cublas*StridedBatched (a batch
+// stride of 0 broadcasts an operand).
 // cuBLAS is column-major and our tensors are row-major: out[b] = a[b] @ b[b] is computed as
 // out[b]^T = b[b]^T @ a[b]^T, i.e. cuBLAS C (N x M, ldc = N) = op(b) (N x K) * op(a) (K x M).
 // A row-major operand is its own transpose in column-major terms (OP_N); a column-major one
@@ -114,6 +115,18 @@ void CudaBackend::matmul(const Tensor& out, const Tensor& a, const Tensor& b, bo
   const long long stride_a = rhs.batch_stride, stride_b = lhs.batch_stride, stride_c = m * n;
   cublasHandle_t handle = cublas_handle();
 
+  if (is_reduced_floating(out.dtype())) {
+    // Half-precision operands and output, float32 accumulation and alpha/beta: cuBLAS runs it
+    // on tensor cores by default.
+    const cudaDataType_t type = out.dtype() == DType::Float16 ? CUDA_R_16F : CUDA_R_16BF;
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        handle, trans_rhs, trans_lhs, cm, cn, ck, &alpha, rhs.data, type, lda, stride_a,
+        lhs.data, type, ldb, stride_b, &beta, out.raw_data(), type, ldc, stride_c, count,
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   if (out.dtype() == DType::Float32) {
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     const bool tf32 = allow_tf32();
@@ -124,7 +137,8 @@ void CudaBackend::matmul(const Tensor& out, const Tensor& a, const Tensor& b, bo
         count, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return;
   }
-  STRATA_CHECK(out.dtype() == DType::Float64, "matmul: CUDA supports f32 and f64, got ",
+  STRATA_CHECK(out.dtype() == DType::Float64,
+               "matmul: CUDA supports f32, f64, f16 and bf16, got ",
                dtype_name(out.dtype()));
   const double alpha = 1.0, beta = accumulate ? 1.0 : 0.0;
   CUBLAS_CHECK(cublasDgemmStridedBatched(

@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "scalar_arith.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
@@ -367,6 +368,15 @@ void update_dtype(CudaBackend& backend, const OptimizerUpdate& u,
 void CudaBackend::optimizer_update(const OptimizerUpdate& u, const std::vector<Tensor>& params,
                                    const std::vector<Tensor>& grads,
                                    const std::vector<std::vector<Tensor>>& state) {
+  bool reduced = detail::any_reduced_floating(params) || detail::any_reduced_floating(grads);
+  for (const auto& tensors : state) reduced = reduced || detail::any_reduced_floating(tensors);
+  if (reduced) {
+    detail::Float32Staging stage;
+    std::vector<std::vector<Tensor>> wide_state;
+    for (const auto& tensors : state) wide_state.push_back(stage.outputs(tensors));
+    optimizer_update(u, stage.outputs(params), stage.inputs(grads), wide_state);
+    return stage.finish();
+  }
   STRATA_ASSERT(grads.size() == params.size() && u.steps.size() == params.size(),
                 "cuda optimizer_update: ", params.size(), " params, ", grads.size(), " grads, ",
                 u.steps.size(), " steps");

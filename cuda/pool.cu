@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -184,6 +185,11 @@ void dispatch_pool(DType dtype, const char* kernel, const F& f) {
 // out, indices [N, C, P, Q] = max_pool(x [N, C, H, W]).
 void CudaBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                                      const Pool2dParams& params) {
+  if (detail::any_reduced_floating({&out, &x})) {
+    detail::Float32Staging stage;
+    max_pool2d_forward(stage.output(out), indices, stage.input(x), params);
+    return stage.finish();
+  }
   const int64_t n = out.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);
@@ -200,6 +206,11 @@ void CudaBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, c
 // grad_x [N, C, H, W] from grad_out and the forward's indices [N, C, P, Q].
 void CudaBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
                                       const Tensor& indices, const Pool2dParams& params) {
+  if (detail::any_reduced_floating({&grad_x, &grad_out})) {
+    detail::Float32Staging stage;
+    max_pool2d_backward(stage.output(grad_x), stage.input(grad_out), indices, params);
+    return stage.finish();
+  }
   const int64_t n = grad_x.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);
@@ -216,6 +227,11 @@ void CudaBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_o
 // out [N, C, P, Q] = avg_pool(x [N, C, H, W]).
 void CudaBackend::avg_pool2d_forward(const Tensor& out, const Tensor& x,
                                      const Pool2dParams& params, bool count_include_pad) {
+  if (detail::any_reduced_floating({&out, &x})) {
+    detail::Float32Staging stage;
+    avg_pool2d_forward(stage.output(out), stage.input(x), params, count_include_pad);
+    return stage.finish();
+  }
   const int64_t n = out.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);
@@ -232,6 +248,11 @@ void CudaBackend::avg_pool2d_forward(const Tensor& out, const Tensor& x,
 // grad_x [N, C, H, W] from grad_out [N, C, P, Q].
 void CudaBackend::avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
                                       const Pool2dParams& params, bool count_include_pad) {
+  if (detail::any_reduced_floating({&grad_x, &grad_out})) {
+    detail::Float32Staging stage;
+    avg_pool2d_backward(stage.output(grad_x), stage.input(grad_out), params, count_include_pad);
+    return stage.finish();
+  }
   const int64_t n = grad_x.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);

@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/philox.h"
 #include "strata/tensor.h"
@@ -59,6 +60,11 @@ __global__ void random_int_kernel(T* out, int64_t n, int64_t low, int64_t high, 
 
 void CudaBackend::random_uniform(const Tensor& out, double low, double high, uint64_t seed,
                                  uint64_t offset) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    random_uniform(stage.output(out), low, high, seed, offset);
+    return stage.finish();
+  }
   const int64_t n = out.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);
@@ -71,6 +77,11 @@ void CudaBackend::random_uniform(const Tensor& out, double low, double high, uin
 
 void CudaBackend::random_normal(const Tensor& out, double mean, double std, uint64_t seed,
                                 uint64_t offset) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    random_normal(stage.output(out), mean, std, seed, offset);
+    return stage.finish();
+  }
   const int64_t n = out.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);
@@ -83,6 +94,11 @@ void CudaBackend::random_normal(const Tensor& out, double mean, double std, uint
 
 void CudaBackend::random_int(const Tensor& out, int64_t low, int64_t high, uint64_t seed,
                              uint64_t offset) {
+  if (detail::any_reduced_floating({&out})) {
+    detail::Float32Staging stage;
+    random_int(stage.output(out), low, high, seed, offset);
+    return stage.finish();
+  }
   const int64_t n = out.numel();
   if (n == 0) return;
   DeviceGuard guard(device_index_);

@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "cuda_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -309,6 +310,11 @@ void launch_reduce(CudaBackend& backend, const R& reducer, const Tensor& out, co
 
 void CudaBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer,
                          int64_t size, int64_t inner) {
+  if (detail::any_reduced_floating({&out, &in})) {
+    detail::Float32Staging stage;
+    reduce(op, stage.output(out), stage.input(in), outer, size, inner);
+    return stage.finish();
+  }
   DeviceGuard guard(device_index_);
   switch (op) {
     case ReduceOp::Sum:

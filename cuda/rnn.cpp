@@ -26,6 +26,7 @@
 #include "aligned.h"
 #include "common.h"
 #include "cuda_backend.h"
+#include "strata/detail/float32_staging.h"
 #include "cudnn_utils.h"
 #include "host_upload.h"
 #include "strata/backend.h"
@@ -461,6 +462,13 @@ void copy_async(const Tensor& dst, const Tensor& src, cudaStream_t stream) {
 void CudaBackend::rnn_forward(const RnnParams& params, const std::vector<Tensor>& weights,
                               const Tensor& x, const Tensor& hx, const Tensor& cx, const Tensor& y,
                               const Tensor& hy, const Tensor& cy, Tensor* reserve) {
+  if (detail::any_reduced_floating({&x, &hx, &cx, &y, &hy, &cy}) ||
+      detail::any_reduced_floating(weights)) {
+    detail::Float32Staging stage;  // the reserve is then float32, as rnn_backward stages too
+    rnn_forward(params, stage.inputs(weights), stage.input(x), stage.input(hx), stage.input(cx),
+                stage.output(y), stage.output(hy), stage.output(cy), reserve);
+    return stage.finish();
+  }
   constexpr const char* op = "rnn_forward";
   DeviceGuard guard(device_index_);
   if (params.batch == 0 || params.seq_len == 0) {
@@ -520,6 +528,14 @@ void CudaBackend::rnn_backward(const RnnParams& params, const std::vector<Tensor
                                const Tensor& dhy, const Tensor& dcy, const Tensor& dx,
                                const Tensor& dhx, const Tensor& dcx,
                                const std::vector<Tensor>& dweights) {
+  if (detail::any_reduced_floating({&x, &hx, &cx, &y, &dy, &dhy, &dcy, &dx, &dhx, &dcx}) ||
+      detail::any_reduced_floating(weights) || detail::any_reduced_floating(dweights)) {
+    detail::Float32Staging stage;
+    rnn_backward(params, stage.inputs(weights), stage.input(x), stage.input(hx), stage.input(cx),
+                 stage.input(y), reserve, stage.input(dy), stage.input(dhy), stage.input(dcy),
+                 stage.output(dx), stage.output(dhx), stage.output(dcx), stage.outputs(dweights));
+    return stage.finish();
+  }
   constexpr const char* op = "rnn_backward";
   DeviceGuard guard(device_index_);
   const bool lstm = params.mode == RnnMode::Lstm;

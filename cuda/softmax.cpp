@@ -13,6 +13,7 @@
 #include "common.h"
 #include "cuda_backend.h"
 #include "cudnn_utils.h"
+#include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
 
@@ -21,6 +22,11 @@ namespace strata::cuda {
 // out [outer, size, inner] = softmax or log-softmax of in along size.
 void CudaBackend::softmax_forward(const Tensor& out, const Tensor& in, int64_t outer,
                                   int64_t size, int64_t inner, bool log) {
+  if (detail::any_reduced_floating({&out, &in})) {
+    detail::Float32Staging stage;
+    softmax_forward(stage.output(out), stage.input(in), outer, size, inner, log);
+    return stage.finish();
+  }
   if (outer == 0 || size == 0 || inner == 0) return;
   DeviceGuard guard(device_index_);
   const char* op = log ? "log_softmax_forward" : "softmax_forward";
@@ -39,6 +45,12 @@ void CudaBackend::softmax_forward(const Tensor& out, const Tensor& in, int64_t o
 void CudaBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out,
                                    const Tensor& out, int64_t outer, int64_t size, int64_t inner,
                                    bool log) {
+  if (detail::any_reduced_floating({&grad_in, &grad_out, &out})) {
+    detail::Float32Staging stage;
+    softmax_backward(stage.output(grad_in), stage.input(grad_out), stage.input(out), outer, size,
+                     inner, log);
+    return stage.finish();
+  }
   if (outer == 0 || size == 0 || inner == 0) return;
   DeviceGuard guard(device_index_);
   const char* op = log ? "log_softmax_backward" : "softmax_backward";

@@ -70,6 +70,9 @@ TEST(IoSafetensors, RoundTripsEveryDtypeShapeAndMetadata) {
   tensors["i64"] = i64({-(int64_t{1} << 62), 1, 0, int64_t{1} << 40}, {2, 2});
   tensors["u8"] = u8({0, 1, 128, 255});
   tensors["bool"] = boolean({true, false, true});
+  tensors["f16"] = f32({1.5, -0.0f, 65504.0f, 6e-8f, -2.0f}).to(kFloat16);
+  tensors["bf16"] = random_f32({2, 3}, -2, 2, 2).to(kBFloat16);
+  tensors["i32"] = i64({-2147483648LL, 2147483647LL, -5}).to(kInt32);
   tensors["scalar"] = scalar_tensor(4.5);
   tensors["empty"] = zeros({0, 3});
   const io::Metadata metadata = {{"epoch", "3"}, {"note", "héllo"}};
@@ -85,27 +88,35 @@ TEST(IoSafetensors, RoundTripsEveryDtypeShapeAndMetadata) {
     EXPECT_EQ(got.shape(), expected.shape());
     expect_close(got, expected, 0.0, 0.0);
   }
+  // The 16-bit floats come back bit for bit (the sign of -0 included).
+  EXPECT_EQ(file.tensors.at("f16").to_vector<Half>()[1].bits, 0x8000);
 }
 
 TEST(IoSafetensors, WriterPadsTheHeaderAndAlignsTheData) {
   io::TensorMap tensors = {{"a_bool", boolean({true})}, {"b_f32", f32({1, 2, 3})},
-                           {"c_i64", i64({7})}, {"d_u8", u8({9, 9})}, {"e_f64", f64({0.5})}};
+                           {"c_i64", i64({7})}, {"d_u8", u8({9, 9})}, {"e_f64", f64({0.5})},
+                           {"f_f16", f32({1}).to(kFloat16)}, {"g_bf16", f32({1}).to(kBFloat16)},
+                           {"h_i32", i64({3}).to(kInt32)}};
   const auto bytes = io::save_safetensors_to_buffer(tensors);
   uint64_t header_size;
   std::memcpy(&header_size, bytes.data(), 8);
   EXPECT_EQ(header_size % 8, 0u);
   const std::string header(reinterpret_cast<const char*>(bytes.data() + 8), header_size);
   EXPECT_EQ(header.find("__metadata__"), std::string::npos) << "no metadata given: none written";
-  // The package's order: I64, F64, F32, U8, BOOL, so each tensor is aligned to its size.
+  // The package's order: I64, F64, F32, I32, BF16, F16, U8, BOOL, so each tensor is aligned to
+  // its size.
   const auto at = [&](const char* name) { return header.find(name); };
   EXPECT_LT(at("c_i64"), at("e_f64"));
   EXPECT_LT(at("e_f64"), at("b_f32"));
-  EXPECT_LT(at("b_f32"), at("d_u8"));
+  EXPECT_LT(at("b_f32"), at("h_i32"));
+  EXPECT_LT(at("h_i32"), at("g_bf16"));
+  EXPECT_LT(at("g_bf16"), at("f_f16"));
+  EXPECT_LT(at("f_f16"), at("d_u8"));
   EXPECT_LT(at("d_u8"), at("a_bool"));
   EXPECT_NE(header.find(R"("c_i64":{"dtype":"I64","shape":[1],"data_offsets":[0,8]})"),
             std::string::npos)
       << header;
-  EXPECT_EQ(bytes.size(), 8 + header_size + 8 + 8 + 12 + 2 + 1);
+  EXPECT_EQ(bytes.size(), 8 + header_size + 8 + 8 + 12 + 4 + 2 + 2 + 2 + 1);
 }
 
 TEST(IoSafetensors, ReadsAnUnpaddedHeader) {
@@ -187,12 +198,12 @@ TEST(IoSafetensors, ReadsEveryDtypeOfThePythonFixture) {
             (std::vector<int64_t>{-(int64_t{1} << 62), 1, 0, int64_t{1} << 40}));
   expect_tensor(t.at("u8"), kUInt8, {4}, {0, 1, 128, 255});
   expect_tensor(t.at("bool"), kBool, {5}, {1, 0, 1, 1, 0});
-  // Widened: F16 and BF16 to float32, the small integers to int64, all exactly.
+  // F16, BF16 and I32 as they are; the other small integers widened to int64, exactly.
   const double inf = std::numeric_limits<double>::infinity();
-  expect_tensor(t.at("f16"), kFloat32, {5}, {1.5, -0.0, 65504.0, std::ldexp(1.0, -24), inf}, 0, 0);
+  expect_tensor(t.at("f16"), kFloat16, {5}, {1.5, -0.0, 65504.0, std::ldexp(1.0, -24), inf}, 0, 0);
   EXPECT_TRUE(std::signbit(t.at("f16").to_vector<float>()[1])) << "-0.0 keeps its sign";
-  expect_tensor(t.at("bf16"), kFloat32, {3}, {1.0, -3.5, std::ldexp(1.0, 100)}, 0, 0);
-  expect_tensor(t.at("i32"), kInt64, {3}, {-2147483648.0, 2147483647.0, -5});
+  expect_tensor(t.at("bf16"), kBFloat16, {3}, {1.0, -3.5, std::ldexp(1.0, 100)}, 0, 0);
+  expect_tensor(t.at("i32"), kInt32, {3}, {-2147483648.0, 2147483647.0, -5});
   expect_tensor(t.at("i16"), kInt64, {2}, {-32768, 32767});
   expect_tensor(t.at("i8"), kInt64, {3}, {-128, 127, -1});
   expect_tensor(t.at("u16"), kInt64, {2}, {0, 65535});

@@ -307,7 +307,7 @@ TEST(MisuseSweep, TheKindsOfCheckTheDocsList) {
   // Dtype.
   expect_error([] { (void)mean(from_vector<int64_t>({1, 2})); }, {"mean", "i64"});
   expect_error([] { (void)where(zeros({2}), zeros({2}), zeros({2})); }, {"where", "bool", "f32"});
-  expect_error([] { (void)stack({zeros({2}), zeros({2}, kFloat64)}); }, {"stack", "f32", "f64"});
+  expect_error([] { (void)matmul(zeros({2, 2}), zeros({2, 2}, kFloat64)); }, {"matmul", "f32", "f64"});
   expect_error([&] { (void)F::binary_cross_entropy(labels, labels); },
                {"binary_cross_entropy", "i64"});
   // Axis.

@@ -843,7 +843,7 @@ TEST(NnConvErrors, DtypesAndDefined) {
   expect_error([] { F::conv2d(zeros({1, 3, 5, 5}), zeros({4, 3, 3, 3}), zeros({4}, kFloat64)); },
                {"conv2d", "one dtype", "bias [4] f64"});
   expect_error([] { F::conv2d(zeros({1, 3, 5, 5}, kInt64), zeros({4, 3, 3, 3}, kInt64)); },
-               {"conv2d", "f32 or f64", "i64"});
+               {"conv2d", "floating", "i64"});
   expect_error([] { F::conv2d(Tensor(), zeros({4, 3, 3, 3})); }, {"conv2d"});
   expect_error([] { F::conv2d(zeros({1, 3, 5, 5}), Tensor()); }, {"conv2d", "weight"});
 }
@@ -875,7 +875,7 @@ TEST(NnPoolErrors, KernelStrideRankDtype) {
   expect_error([] { F::avg_pool1d(zeros({1, 1, 2, 6}), 2); },
                {"avg_pool1d", "2-D (unbatched) or 3-D", "[1,1,2,6]"});
   expect_error([] { F::max_pool2d(zeros({1, 2, 6, 6}, kInt64), 2); },
-               {"max_pool2d", "f32 or f64", "i64"});
+               {"max_pool2d", "floating", "i64"});
 }
 
 TEST(NnPoolErrors, DilationCeilModeAndEmptyWindows) {
@@ -912,7 +912,7 @@ TEST(NnPoolErrors, MaxUnpool) {
   expect_error([&] { F::max_unpool2d(zeros({2, 3}), zeros({2, 3}, kInt64), 2); },
                {"max_unpool2d", "3-D (unbatched) or 4-D", "[2,3]"});
   expect_error([&] { F::max_unpool2d(x.to(kInt64), indices, 2); },
-               {"max_unpool2d", "f32 or f64", "i64"});
+               {"max_unpool2d", "floating", "i64"});
   expect_error([&] { F::max_unpool2d(x, Tensor(), 2); }, {"max_unpool2d", "indices"});
   expect_error([&] { F::max_unpool2d(x, indices, 2, F::Size2(0)); },
                {"max_unpool2d", "stride must be >= 1"});
@@ -942,7 +942,7 @@ TEST(NnPoolErrors, Adaptive) {
   expect_error([] { F::adaptive_avg_pool2d(zeros({5, 5}), 2); },
                {"adaptive_avg_pool2d", "3-D (unbatched) or 4-D", "[5,5]"});
   expect_error([] { F::adaptive_avg_pool2d(zeros({1, 2, 5, 5}, kInt64), 2); },
-               {"adaptive_avg_pool2d", "f32 or f64", "i64"});
+               {"adaptive_avg_pool2d", "floating", "i64"});
 }
 
 }  // namespace

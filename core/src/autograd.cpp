@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "strata/amp/autocast.h"
 
 namespace strata {
 
@@ -230,6 +231,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
                   bool retain_graph) {
   STRATA_ASSERT(roots.size() == gradients.size());
   NoGradGuard no_grad;
+  amp::AutocastOffGuard no_autocast;  // backward follows the dtypes the forward saved
   static std::atomic<uint64_t> pass_counter{0};
   const uint64_t pass = ++pass_counter;
 

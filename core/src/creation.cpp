@@ -80,6 +80,8 @@ template Tensor from_vector(const std::vector<int64_t>&, const Shape&, std::opti
 template Tensor from_vector(const std::vector<int>&, const Shape&, std::optional<TensorOptions>);
 template Tensor from_vector(const std::vector<uint8_t>&, const Shape&, std::optional<TensorOptions>);
 template Tensor from_vector(const std::vector<bool>&, const Shape&, std::optional<TensorOptions>);
+template Tensor from_vector(const std::vector<Half>&, const Shape&, std::optional<TensorOptions>);
+template Tensor from_vector(const std::vector<BFloat16>&, const Shape&, std::optional<TensorOptions>);
 
 namespace {
 Generator& pick(Generator* generator) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "internal.h"
@@ -168,13 +169,32 @@ template double* Tensor::data<double>() const;
 template int64_t* Tensor::data<int64_t>() const;
 template uint8_t* Tensor::data<uint8_t>() const;
 template bool* Tensor::data<bool>() const;
+template int32_t* Tensor::data<int32_t>() const;
+template Half* Tensor::data<Half>() const;
+template BFloat16* Tensor::data<BFloat16>() const;
 template const float* Tensor::data<const float>() const;
 template const double* Tensor::data<const double>() const;
 template const int64_t* Tensor::data<const int64_t>() const;
 template const uint8_t* Tensor::data<const uint8_t>() const;
 template const bool* Tensor::data<const bool>() const;
+template const int32_t* Tensor::data<const int32_t>() const;
+template const Half* Tensor::data<const Half>() const;
+template const BFloat16* Tensor::data<const BFloat16>() const;
 
 // ---- host access --------------------------------------------------------------------------
+
+namespace {
+// An element as a T: the 16-bit floats go through float on either side.
+template <typename T, typename S>
+T to_host_value(S value) {
+  constexpr bool source_half = std::is_same_v<S, Half> || std::is_same_v<S, BFloat16>;
+  constexpr bool target_half = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+  if constexpr (std::is_same_v<T, S>) return value;
+  else if constexpr (source_half) return to_host_value<T>(static_cast<float>(value));
+  else if constexpr (target_half) return T(static_cast<float>(value));
+  else return static_cast<T>(value);
+}
+}  // namespace
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
@@ -182,9 +202,9 @@ std::vector<T> Tensor::to_vector() const {
   const Tensor host = contiguous().cpu();
   const int64_t n = host.numel();
   std::vector<T> values(static_cast<size_t>(n));
-  STRATA_DISPATCH_ALL(host.dtype(), "to_vector", [&] {
+  STRATA_DISPATCH_ALL_AND_HALF(host.dtype(), "to_vector", [&] {
     const auto* src = static_cast<const scalar_t*>(host.raw_data());
-    for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = static_cast<T>(src[i]);
+    for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = to_host_value<T>(src[i]);
   });
   return values;
 }
@@ -206,6 +226,8 @@ STRATA_INSTANTIATE_HOST_ACCESS(int64_t)
 STRATA_INSTANTIATE_HOST_ACCESS(int)
 STRATA_INSTANTIATE_HOST_ACCESS(uint8_t)
 STRATA_INSTANTIATE_HOST_ACCESS(bool)
+STRATA_INSTANTIATE_HOST_ACCESS(Half)
+STRATA_INSTANTIATE_HOST_ACCESS(BFloat16)
 #undef STRATA_INSTANTIATE_HOST_ACCESS
 
 // ---- conversions --------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 namespace sample {
 
 namespace fs = std::filesystem;
+namespace amp = strata::amp;
 namespace io = strata::io;
 namespace nn = strata::nn;
 namespace optim = strata::optim;
@@ -54,6 +55,17 @@ CommandLine::CommandLine(std::string program, std::string summary, Flags default
   add("--device", "D", "cpu, cuda, cuda:K or auto: cuda when there is one (default " + f.device +
                            ")",
       [&f](const std::string& v) { f.device = v; });
+  add("--precision", "P",
+      "f32, bf16 (autocast) or f16 (autocast and a gradient scaler) (default " + f.precision +
+          ")",
+      [this, &f](const std::string& v) {
+        try {
+          (void)strata::train::parse_precision(v);
+        } catch (const strata::Error& e) {
+          fail(std::string("--precision: ") + e.what());
+        }
+        f.precision = v;
+      });
   add("--out", "DIR",
       "where log.csv, log.jsonl, report.html, checkpoints/ and model.safetensors go (default " +
           f.out + ")",
@@ -228,8 +240,9 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& name,
 
 void print_banner(const std::string& program, const Flags& flags, strata::Device device) {
   if (flags.threads > 0) strata::set_num_threads(flags.threads);
-  std::printf("%s: Strata %s, device %s, %d CPU threads\n", program.c_str(), strata::kVersion,
-              device.str().c_str(), strata::get_num_threads());
+  std::printf("%s: Strata %s, device %s, %d CPU threads, precision %s\n", program.c_str(),
+              strata::kVersion, device.str().c_str(), strata::get_num_threads(),
+              flags.precision.c_str());
   std::fflush(stdout);
 }
 
@@ -258,11 +271,15 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
 
   std::unique_ptr<optim::Optimizer> optimizer =
       make_optimizer(flags.optimizer, model.parameters(), flags.lr);
+  const train::MixedPrecision precision = train::parse_precision(flags.precision);
+  // A float16 run's loss scale lives across epochs and resumes with the checkpoints.
+  std::shared_ptr<amp::GradScaler> grad_scaler;
+  if (precision == train::MixedPrecision::Float16) grad_scaler = std::make_shared<amp::GradScaler>();
 
   int64_t initial_epoch = 0;
   if (flags.resume) {
-    const train::Resumed resumed =
-        train::resume_from_latest(checkpoints.string(), model, *optimizer, nullptr, device);
+    const train::Resumed resumed = train::resume_from_latest(
+        checkpoints.string(), model, *optimizer, nullptr, device, grad_scaler.get());
     if (resumed.path.empty()) {
       std::printf("nothing to resume in %s: starting at epoch 1\n", checkpoints.c_str());
     } else {
@@ -283,6 +300,7 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
       {"epochs", std::to_string(flags.epochs)},
       {"seed", std::to_string(flags.seed)},
       {"device", device.str()},
+      {"precision", train::precision_name(precision)},
       {"CPU threads", std::to_string(strata::get_num_threads())},
       {"training examples", std::to_string(task.train->size())},
       {"validation", validate_on_test
@@ -335,7 +353,9 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
          .callbacks = callbacks,
          .verbose = verbosity(flags.progress),
          .device = device,
-         .initial_epoch = initial_epoch});
+         .initial_epoch = initial_epoch,
+         .precision = precision,
+         .grad_scaler = grad_scaler});
     strata::backend_for(device).synchronize();
     train_seconds = seconds_since(start);
     const double last_loss = history.back().at("loss");
@@ -349,7 +369,8 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
       {.batch_size = 500,
        .metrics = task.metrics,
        .num_classes = static_cast<int64_t>(task.class_names.size()),
-       .device = device});
+       .device = device,
+       .precision = precision});
   const double eval_seconds = seconds_since(eval_start);
   if (test_logs != nullptr) *test_logs = test;
   std::string summary;

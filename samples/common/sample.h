@@ -32,6 +32,7 @@ struct Flags {
   double lr = 1e-3;
   std::string optimizer = "adam";     // see make_optimizer
   std::string device = "auto";        // cpu, cuda, cuda:K or auto
+  std::string precision = "f32";      // f32, bf16 (autocast) or f16 (autocast + GradScaler)
   std::string out;                    // where logs, report, checkpoints and weights go
   bool resume = false;                // continue from the newest checkpoint in --out
   uint64_t seed = 42;                 // weights, shuffling, augmentation

@@ -317,6 +317,16 @@ class Backend {
                                 const std::vector<Tensor>& grads,
                                 const std::vector<std::vector<Tensor>>& state) = 0;
 
+  // ---- mixed precision ---------------------------------------------------------------------
+  // GradScaler's fused check-and-unscale (PyTorch's _amp_foreach_non_finite_check_and_unscale_):
+  // for every tensor of `grads` (contiguous, floating, any mix of dtypes, on this device), each
+  // element v becomes v * inv_scale (computed in float32, float64 for f64 tensors; left as it
+  // is when inv_scale is 1), and found_inf (one float32 element on this device) is set to 1
+  // when any element is infinite or NaN, and left as it is otherwise. Every element is scaled,
+  // non-finite ones included.
+  virtual void non_finite_check_and_unscale(const std::vector<Tensor>& grads,
+                                            const Tensor& found_inf, double inv_scale) = 0;
+
   // ---- random (contiguous out; element i uses Philox block offset + i, see philox.h) ------
   // Uniform in [low, high), float32/float64.
   virtual void random_uniform(const Tensor& out, double low, double high, uint64_t seed,

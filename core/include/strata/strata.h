@@ -1,6 +1,7 @@
 // The umbrella header: everything a user of Strata needs.
 #pragma once
 
+#include "strata/amp/autocast.h"
 #include "strata/autograd.h"
 #include "strata/backend.h"
 #include "strata/data/dataloader.h"
@@ -11,6 +12,7 @@
 #include "strata/dtype.h"
 #include "strata/error.h"
 #include "strata/generator.h"
+#include "strata/half.h"
 #include "strata/io/checkpoint.h"
 #include "strata/io/safetensors.h"
 #include "strata/nn/functional.h"

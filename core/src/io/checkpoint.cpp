@@ -4,6 +4,8 @@
 #include "strata/io/checkpoint.h"
 
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <utility>
 
@@ -24,6 +26,7 @@ constexpr const char* kEpochKey = "strata.epoch";
 constexpr const char* kStepKey = "strata.step";
 constexpr const char* kSeedKey = "strata.rng_seed";
 constexpr const char* kOffsetKey = "strata.rng_offset";
+constexpr const char* kGradScalerPrefix = "strata.grad_scaler.";
 
 bool starts_with(const std::string& text, const std::string& prefix) {
   return text.compare(0, prefix.size(), prefix) == 0;
@@ -114,6 +117,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
   metadata[kStepKey] = std::to_string(checkpoint.step);
   metadata[kSeedKey] = std::to_string(checkpoint.rng.seed);
   metadata[kOffsetKey] = std::to_string(checkpoint.rng.offset);
+  for (const auto& [key, value] : checkpoint.grad_scaler) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", value);  // round-trips a double exactly
+    metadata[kGradScalerPrefix + key] = text;
+  }
   write_file_atomic(path, save_safetensors_to_buffer(tensors, metadata));
 }
 
@@ -136,7 +144,15 @@ Checkpoint load_checkpoint(const std::string& path, Device device) {
   checkpoint.rng.seed = parse_number<uint64_t>(file.metadata, kSeedKey, path);
   checkpoint.rng.offset = parse_number<uint64_t>(file.metadata, kOffsetKey, path);
   for (auto& [key, value] : file.metadata) {
-    if (!starts_with(key, kReservedPrefix)) checkpoint.metadata.emplace(key, std::move(value));
+    if (starts_with(key, kGradScalerPrefix)) {
+      char* end = nullptr;
+      const double number = std::strtod(value.c_str(), &end);
+      STRATA_CHECK(!value.empty() && end == value.c_str() + value.size(), "load_checkpoint: ",
+                   path, ": metadata \"", key, "\" is \"", value, "\", not a number");
+      checkpoint.grad_scaler[key.substr(std::string(kGradScalerPrefix).size())] = number;
+    } else if (!starts_with(key, kReservedPrefix)) {
+      checkpoint.metadata.emplace(key, std::move(value));
+    }
   }
   for (auto& [name, tensor] : file.tensors) {
     const std::pair<const char*, std::map<std::string, Tensor>*> parts[] = {

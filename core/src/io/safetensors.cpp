@@ -41,7 +41,7 @@ using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
 // How a dtype named in a file is read into Strata.
-enum class Widen { None, Half, BFloat16, SignedToInt64, UnsignedToInt64 };
+enum class Widen { None, SignedToInt64, UnsignedToInt64 };
 
 struct FileDType {
   const char* name;
@@ -57,11 +57,11 @@ constexpr FileDType kFileDTypes[] = {
     {"I64", 8, DType::Int64, Widen::None},
     {"U8", 1, DType::UInt8, Widen::None},
     {"BOOL", 1, DType::Bool, Widen::None},
-    {"F16", 2, DType::Float32, Widen::Half},
-    {"BF16", 2, DType::Float32, Widen::BFloat16},
+    {"F16", 2, DType::Float16, Widen::None},
+    {"BF16", 2, DType::BFloat16, Widen::None},
+    {"I32", 4, DType::Int32, Widen::None},
     {"I8", 1, DType::Int64, Widen::SignedToInt64},
     {"I16", 2, DType::Int64, Widen::SignedToInt64},
-    {"I32", 4, DType::Int64, Widen::SignedToInt64},
     {"U16", 2, DType::Int64, Widen::UnsignedToInt64},
     {"U32", 4, DType::Int64, Widen::UnsignedToInt64},
 };
@@ -76,45 +76,28 @@ const char* file_dtype_name(DType dtype) {
     case DType::Int64: return "I64";
     case DType::UInt8: return "U8";
     case DType::Bool: return "BOOL";
+    case DType::Float16: return "F16";
+    case DType::BFloat16: return "BF16";
+    case DType::Int32: return "I32";
   }
   STRATA_ASSERT(false, "file_dtype_name: unhandled dtype");
 }
 
 // The order the safetensors package writes tensors in: by its dtype enumeration, largest
-// first (I64, F64, F32, U8, BOOL for Strata's types), which keeps each tensor aligned to its
-// element size.
+// first (I64, F64, F32, I32, BF16, F16, U8, BOOL for Strata's types), which keeps each tensor
+// aligned to its element size.
 int write_rank(DType dtype) {
   switch (dtype) {
     case DType::Int64: return 0;
     case DType::Float64: return 1;
     case DType::Float32: return 2;
-    case DType::UInt8: return 3;
-    case DType::Bool: return 4;
+    case DType::Int32: return 3;
+    case DType::BFloat16: return 4;
+    case DType::Float16: return 5;
+    case DType::UInt8: return 6;
+    case DType::Bool: return 7;
   }
-  return 5;
-}
-
-float half_to_float(uint16_t bits) {
-  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
-  const uint32_t exponent = (bits >> 10) & 0x1fu;
-  uint32_t mantissa = bits & 0x3ffu;
-  uint32_t out;
-  if (exponent == 0x1f) {
-    out = sign | 0x7f800000u | (mantissa << 13);  // inf or nan
-  } else if (exponent != 0) {
-    out = sign | ((exponent + 112u) << 23) | (mantissa << 13);  // rebias 15 -> 127
-  } else if (mantissa == 0) {
-    out = sign;  // signed zero
-  } else {
-    // Subnormal half: shift the mantissa up until its leading one is the implicit bit.
-    uint32_t shifted_exponent = 113;
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --shifted_exponent;
-    }
-    out = sign | (shifted_exponent << 23) | ((mantissa & 0x3ffu) << 13);
-  }
-  return std::bit_cast<float>(out);
+  return 8;
 }
 
 template <typename T>
@@ -208,8 +191,8 @@ Entry parse_entry(const std::string& name, const Json& info, uint64_t buffer_siz
                                    std::end(kUnsupportedFileDTypes),
                                    [&](const char* n) { return dtype_text == n; });
     STRATA_CHECK(!known, tensor, " has dtype ", dtype_text,
-                 ", which Strata cannot hold (it reads F32, F64, I64, U8, BOOL, and F16, BF16, "
-                 "I8, I16, I32, U16, U32 widened)");
+                 ", which Strata cannot hold (it reads F32, F64, F16, BF16, I64, I32, U8, BOOL, "
+                 "and I8, I16, U16, U32 widened to I64)");
     STRATA_CHECK(false, tensor, " has unknown dtype \"", dtype_text, "\"");
   }
 
@@ -290,27 +273,12 @@ Tensor make_tensor(const Entry& entry, const uint8_t* data, const std::string& w
       }
       std::memcpy(out.raw_data(), source, numel * entry.dtype->size);
       break;
-    case Widen::Half: {
-      float* target = out.data<float>();
-      for (size_t i = 0; i < numel; ++i) target[i] = half_to_float(read_le<uint16_t>(source + 2 * i));
-      break;
-    }
-    case Widen::BFloat16: {
-      float* target = out.data<float>();
-      for (size_t i = 0; i < numel; ++i) {
-        const uint32_t bits = static_cast<uint32_t>(read_le<uint16_t>(source + 2 * i)) << 16;
-        target[i] = std::bit_cast<float>(bits);
-      }
-      break;
-    }
     case Widen::SignedToInt64: {
       int64_t* target = out.data<int64_t>();
       const size_t size = entry.dtype->size;
       for (size_t i = 0; i < numel; ++i) {
         const uint8_t* at = source + size * i;
-        target[i] = size == 1   ? read_le<int8_t>(at)
-                    : size == 2 ? read_le<int16_t>(at)
-                                : read_le<int32_t>(at);
+        target[i] = size == 1 ? read_le<int8_t>(at) : read_le<int16_t>(at);
       }
       break;
     }
@@ -523,7 +491,7 @@ void save(const nn::Module& module, const std::string& path, const Metadata& met
   save_safetensors(path, module.state_dict(), metadata);
 }
 
-Metadata load(nn::Module& module, const std::string& path, bool strict) {
+Metadata load(nn::Module& module, const std::string& path, bool strict, bool cast) {
   SafetensorsFile file = load_safetensors(path);
   const nn::StateDict own = module.state_dict();
   std::vector<std::string> missing, unexpected, mismatched;
@@ -553,7 +521,11 @@ Metadata load(nn::Module& module, const std::string& path, bool strict) {
       it = own.count(it->first) ? std::next(it) : file.tensors.erase(it);
     }
   }
-  module.load_state_dict(file.tensors, strict);
+  try {
+    module.load_state_dict(file.tensors, strict, cast);
+  } catch (const Error& e) {
+    STRATA_CHECK(false, "load: ", path, ": ", e.what());
+  }
   return file.metadata;
 }
 

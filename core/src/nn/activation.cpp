@@ -4,6 +4,7 @@
 // matching backward kernel. maxout is composite: a reshape and a max over the pieces axis.
 
 #include "internal.h"
+#include "strata/amp/autocast.h"
 #include "strata/nn/functional.h"
 
 namespace strata::nn::functional {
@@ -17,8 +18,8 @@ using Needs = std::vector<bool>;
 
 void check_floating(const Tensor& x, const char* op) {
   detail::check_defined(x, op, "input");
-  STRATA_CHECK(is_floating(x.dtype()), op, ": expected a f32 or f64 input, got ",
-               detail::describe(x));
+  STRATA_CHECK(is_floating(x.dtype()), op,
+               ": expected a floating input (f32, f64, f16 or bf16), got ", detail::describe(x));
 }
 
 // The data of x as a contiguous tensor cut from the tape (x itself when already contiguous).
@@ -96,14 +97,22 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
 Tensor elu(const Tensor& x, double alpha) { return pointwise(Activation::Elu, "elu", x, alpha); }
 
 Tensor softplus(const Tensor& x, double beta) {
+  if (amp::needs_float32({&x})) {
+    return softplus(amp::cast_to_float32(x), beta);
+  }
   STRATA_CHECK(beta > 0.0, "softplus: beta must be positive, got ", beta);
   return pointwise(Activation::Softplus, "softplus", x, beta);
 }
 
 Tensor gelu(const Tensor& x) { return pointwise(Activation::Gelu, "gelu", x, 0.0); }
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+  return softmax_impl(amp::cast_to_float32(x), dim, false);
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  return softmax_impl(amp::cast_to_float32(x), dim, true);
+}
 
 // x [..., units * pieces, ...] -> view [..., units, pieces, ...] -> max over pieces.
 Tensor maxout(const Tensor& x, int64_t pieces, int64_t dim) {

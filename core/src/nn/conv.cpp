@@ -5,6 +5,7 @@
 #include <string>
 
 #include "internal.h"
+#include "strata/amp/autocast.h"
 #include "strata/nn/functional.h"
 
 namespace strata::nn::functional {
@@ -37,7 +38,7 @@ void check_conv(const char* op, int64_t spatial, const Tensor& x, const Tensor& 
   if (bias.defined()) detail::check_same_device(x, bias, op);
   STRATA_CHECK(is_floating(x.dtype()) && w.dtype() == x.dtype() &&
                    (!bias.defined() || bias.dtype() == x.dtype()),
-               op, ": expected f32 or f64 input, weight and bias of one dtype, got ",
+               op, ": expected floating input, weight and bias of one dtype, got ",
                operands(x, w, bias));
   STRATA_CHECK(p.stride_h >= 1 && p.stride_w >= 1, op, ": stride must be >= 1, got ",
                spatial == 1 ? "" : std::to_string(p.stride_h) + "x", p.stride_w);
@@ -125,6 +126,10 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& bias, const Con
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride,
               Size2 padding, Size2 dilation, int64_t groups) {
+  if (amp::needs_low_precision({&x, &weight, &bias})) {
+    return conv2d(amp::cast_to_low_precision(x), amp::cast_to_low_precision(weight),
+                  amp::cast_to_low_precision(bias), stride, padding, dilation, groups);
+  }
   const Conv2dParams p{stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups};
   check_conv("conv2d", 2, x, weight, bias, p);
   if (x.dim() == 3) return conv2d_4d(x.unsqueeze(0), weight, bias, p).squeeze(0);
@@ -133,6 +138,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
 
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
               int64_t padding, int64_t dilation, int64_t groups) {
+  if (amp::needs_low_precision({&x, &weight, &bias})) {
+    return conv1d(amp::cast_to_low_precision(x), amp::cast_to_low_precision(weight),
+                  amp::cast_to_low_precision(bias), stride, padding, dilation, groups);
+  }
   const Conv2dParams p{1, stride, 0, padding, 1, dilation, groups};
   check_conv("conv1d", 1, x, weight, bias, p);
   // [N, C, L] -> [N, C, 1, L] and [K, C/groups, R] -> [K, C/groups, 1, R].

@@ -10,7 +10,8 @@ namespace strata::nn::functional {
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator* generator) {
   detail::check_defined(x, "dropout", "input");
-  STRATA_CHECK(is_floating(x.dtype()), "dropout: expected a f32 or f64 input, got ",
+  STRATA_CHECK(is_floating(x.dtype()),
+               "dropout: expected a floating input (f32, f64, f16 or bf16), got ",
                detail::describe(x));
   STRATA_CHECK(p >= 0.0 && p <= 1.0, "dropout: probability p must be in [0, 1], got ", p,
                " (input ", detail::describe(x), ")");

@@ -17,7 +17,8 @@ namespace {
 
 void check_floating(const Tensor& tensor, const char* op) {
   detail::check_defined(tensor, op, "tensor");
-  STRATA_CHECK(is_floating(tensor.dtype()), op, ": expected a floating tensor (f32 or f64), got ",
+  STRATA_CHECK(is_floating(tensor.dtype()), op,
+               ": expected a floating tensor (f32, f64, f16 or bf16), got ",
                detail::describe(tensor));
 }
 

@@ -5,6 +5,7 @@
 // - embedding picks rows by index_select and sends gradients back with index_add; indices are
 //   range-checked on the host first (one small device-to-host read on CUDA).
 #include "internal.h"
+#include "strata/amp/autocast.h"
 #include "strata/nn/functional.h"
 
 namespace strata::nn::functional {
@@ -31,7 +32,7 @@ void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   STRATA_CHECK(x.dim() >= 1, "linear: input must have at least one dimension, got ",
                detail::describe(x));
   STRATA_CHECK(is_floating(x.dtype()) && x.dtype() == weight.dtype(),
-               "linear: input and weight must share a floating dtype (f32 or f64), got input ",
+               "linear: input and weight must share a floating dtype, got input ",
                detail::describe(x), ", weight ", detail::describe(weight));
   detail::check_same_device(x, weight, "linear");
   STRATA_CHECK(x.size(-1) == weight.size(1), "linear: input has ", x.size(-1),
@@ -53,6 +54,10 @@ void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 
 // x [..., in], weight [out, in], bias [out]: out [..., out] = x @ weight^T + bias.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (amp::needs_low_precision({&x, &weight, &bias})) {
+    return linear(amp::cast_to_low_precision(x), amp::cast_to_low_precision(weight),
+                  amp::cast_to_low_precision(bias));
+  }
   check_linear(x, weight, bias);
   const int64_t in_features = weight.size(1), out_features = weight.size(0);
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
@@ -103,7 +108,8 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
                detail::describe(indices));
   STRATA_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ",
                detail::describe(weight));
-  STRATA_CHECK(is_floating(weight.dtype()), "embedding: weight must be f32 or f64, got ",
+  STRATA_CHECK(is_floating(weight.dtype()),
+               "embedding: weight must be floating (f32, f64, f16 or bf16), got ",
                detail::describe(weight));
   detail::check_same_device(indices, weight, "embedding");
   const int64_t num_embeddings = weight.size(0), dim = weight.size(1);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "internal.h"
+#include "strata/amp/autocast.h"
 #include "strata/nn/functional.h"
 
 namespace strata::nn::functional {
@@ -24,8 +25,8 @@ using Needs = std::vector<bool>;
 
 void check_floating_input(const Tensor& input, const char* op, const char* what = "input") {
   detail::check_defined(input, op, what);
-  STRATA_CHECK(is_floating(input.dtype()), op, ": ", what, " must be f32 or f64, got ",
-               detail::describe(input));
+  STRATA_CHECK(is_floating(input.dtype()), op, ": ", what,
+               " must be floating (f32, f64, f16 or bf16), got ", detail::describe(input));
 }
 
 // A regression target: the input's shape and dtype, on its device.
@@ -216,6 +217,10 @@ Tensor bce_elementwise(const Tensor& probs, const Tensor& target) {
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
                 Reduction reduction, int64_t ignore_index) {
+  if (amp::needs_float32({&log_probs, &target, &weight})) {
+    return nll_loss(amp::cast_to_float32(log_probs), target, amp::cast_to_float32(weight),
+                    reduction, ignore_index);
+  }
   const int64_t classes = check_class_target(log_probs, target, "nll_loss");
   check_class_weight(log_probs, weight, classes, "nll_loss");
   check_class_range(target, classes, ignore_index, "nll_loss");
@@ -230,6 +235,11 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& wei
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target,
                      const CrossEntropyOptions& options) {
+  if (amp::needs_float32({&logits, &target, &options.weight})) {
+    CrossEntropyOptions wide = options;
+    wide.weight = amp::cast_to_float32(options.weight);
+    return cross_entropy(amp::cast_to_float32(logits), amp::cast_to_float32(target), wide);
+  }
   const char* op = "cross_entropy";
   check_floating_input(logits, op, "logits");
   detail::check_defined(target, op, "target");
@@ -291,6 +301,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target,
 
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, const Tensor& weight,
                             Reduction reduction) {
+  amp::refuse_under_autocast(probs, "binary_cross_entropy", "binary_cross_entropy_with_logits");
   const char* op = "binary_cross_entropy";
   check_same_shape_target(probs, target, op);
   check_broadcast_weight(probs, weight, op, "weight");
@@ -309,6 +320,11 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& target, const Ten
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         const Tensor& weight, Reduction reduction,
                                         const Tensor& pos_weight) {
+  if (amp::needs_float32({&logits, &target, &weight, &pos_weight})) {
+    return binary_cross_entropy_with_logits(
+        amp::cast_to_float32(logits), amp::cast_to_float32(target), amp::cast_to_float32(weight),
+        reduction, amp::cast_to_float32(pos_weight));
+  }
   const char* op = "binary_cross_entropy_with_logits";
   check_same_shape_target(logits, target, op);
   check_broadcast_weight(logits, weight, op, "weight");
@@ -334,17 +350,26 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 // ---- regression losses ----------------------------------------------------------------------
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (amp::needs_float32({&input, &target})) {
+    return mse_loss(amp::cast_to_float32(input), amp::cast_to_float32(target), reduction);
+  }
   check_same_shape_target(input, target, "mse_loss");
   const Tensor d = sub(input, target);
   return reduce(mul(d, d), reduction);
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (amp::needs_float32({&input, &target})) {
+    return l1_loss(amp::cast_to_float32(input), amp::cast_to_float32(target), reduction);
+  }
   check_same_shape_target(input, target, "l1_loss");
   return reduce(abs(sub(input, target)), reduction);
 }
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction, double delta) {
+  if (amp::needs_float32({&input, &target})) {
+    return huber_loss(amp::cast_to_float32(input), amp::cast_to_float32(target), reduction, delta);
+  }
   check_same_shape_target(input, target, "huber_loss");
   STRATA_CHECK(delta > 0.0, "huber_loss: delta must be positive, got ", delta);
   const Tensor d = sub(input, target);
@@ -356,6 +381,10 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction,
                       double beta) {
+  if (amp::needs_float32({&input, &target})) {
+    return smooth_l1_loss(amp::cast_to_float32(input), amp::cast_to_float32(target), reduction,
+                          beta);
+  }
   check_same_shape_target(input, target, "smooth_l1_loss");
   STRATA_CHECK(beta >= 0.0, "smooth_l1_loss: beta must be non-negative, got ", beta);
   const Tensor d = sub(input, target);
@@ -369,12 +398,20 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduc
 
 Tensor hinge_loss(const Tensor& scores, const Tensor& target, Reduction reduction,
                   double margin) {
+  if (amp::needs_float32({&scores, &target})) {
+    return hinge_loss(amp::cast_to_float32(scores), amp::cast_to_float32(target), reduction,
+                      margin);
+  }
   const Tensor y = sign_target(scores, target, "hinge_loss");
   return reduce(clamp(rsub(mul(y, scores), margin), 0.0, std::nullopt), reduction);
 }
 
 Tensor multi_margin_loss(const Tensor& scores, const Tensor& target, Reduction reduction,
                          double margin, const Tensor& weight) {
+  if (amp::needs_float32({&scores, &weight})) {
+    return multi_margin_loss(amp::cast_to_float32(scores), target, reduction, margin,
+                             amp::cast_to_float32(weight));
+  }
   const char* op = "multi_margin_loss";
   check_floating_input(scores, op, "scores");
   STRATA_CHECK(scores.dim() == 2, op, ": scores must be 2-D [N, C], got ",
@@ -396,11 +433,17 @@ Tensor multi_margin_loss(const Tensor& scores, const Tensor& target, Reduction r
 }
 
 Tensor exponential_loss(const Tensor& scores, const Tensor& target, Reduction reduction) {
+  if (amp::needs_float32({&scores, &target})) {
+    return exponential_loss(amp::cast_to_float32(scores), amp::cast_to_float32(target), reduction);
+  }
   const Tensor y = sign_target(scores, target, "exponential_loss");
   return reduce(exp(neg(mul(y, scores))), reduction);
 }
 
 Tensor perceptron_loss(const Tensor& scores, const Tensor& target, Reduction reduction) {
+  if (amp::needs_float32({&scores, &target})) {
+    return perceptron_loss(amp::cast_to_float32(scores), amp::cast_to_float32(target), reduction);
+  }
   const Tensor y = sign_target(scores, target, "perceptron_loss");
   // NOTE: clamp passes the gradient at its bound, so a score of exactly 0 (a zero-initialized
   // model) still gets -y: the perceptron rule updates on y f <= 0, not only on y f < 0.

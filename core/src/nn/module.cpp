@@ -198,7 +198,7 @@ StateDict Module::state_dict() const {
   return out;
 }
 
-void Module::load_state_dict(const StateDict& state, bool strict) {
+void Module::load_state_dict(const StateDict& state, bool strict, bool cast) {
   std::vector<std::pair<std::string, Tensor>> own;
   collect("", true, true, own);
   collect("", false, true, own);
@@ -214,6 +214,15 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
     STRATA_CHECK(it->second.shape() == tensor.shape(), "load_state_dict: '", name, "' has shape ",
                  shape_str(it->second.shape()), " in the state dict but ", shape_str(tensor.shape()),
                  " in ", type_name_);
+    // NOTE: f32 <-> f64 convert silently (as they always have); a 16-bit float on either side
+    // of a mismatch is a half-precision checkpoint meeting a full-precision model, or the
+    // reverse, which loses precision or misleads about it: the caller must ask for the cast.
+    const bool reduced =
+        is_reduced_floating(it->second.dtype()) || is_reduced_floating(tensor.dtype());
+    STRATA_CHECK(cast || !reduced || it->second.dtype() == tensor.dtype(), "load_state_dict: '",
+                 name, "' is ", dtype_name(it->second.dtype()), " in the state dict but ",
+                 dtype_name(tensor.dtype()), " in ", type_name_, "; convert the module first (",
+                 "module.to(k...)) or pass cast = true to convert the values as they load");
   }
   if (strict) {
     std::vector<std::string> unexpected;

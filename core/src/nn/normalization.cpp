@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "internal.h"
+#include "strata/amp/autocast.h"
 #include "strata/nn/functional.h"
 
 namespace strata::nn::functional {
@@ -21,16 +22,27 @@ using autograd::record;
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 
-// A per-channel tensor of batch_norm ([C], x's dtype and device) when defined.
-void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x) {
+// A per-channel tensor of batch_norm ([C], of `dtype` and x's device) when defined.
+void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x, DType dtype) {
   if (!t.defined()) return;
   const int64_t channels = x.size(1);
   STRATA_CHECK(t.dim() == 1 && t.size(0) == channels, "batch_norm: ", what, " must be [",
                channels, "] (one value per channel of input ", detail::describe(x), "), got ",
                detail::describe(t));
-  STRATA_CHECK(t.dtype() == x.dtype(), "batch_norm: ", what, " ", detail::describe(t),
-               " must have the input's dtype (input ", detail::describe(x), ")");
+  STRATA_CHECK(t.dtype() == dtype, "batch_norm: ", what, " ", detail::describe(t),
+               " must have the input's dtype, or f32 for all the per-channel tensors of an f16 "
+               "or bf16 input (input ", detail::describe(x), ")");
   detail::check_same_device(x, t, "batch_norm");
+}
+
+// The dtype of batch_norm's per-channel tensors: x's, or float32 for a half-precision x whose
+// parameters and statistics are float32 (mixed precision keeps them so, as cuDNN asks).
+DType channel_dtype(const Tensor& x, std::initializer_list<const Tensor*> channel_tensors) {
+  if (!is_reduced_floating(x.dtype())) return x.dtype();
+  for (const Tensor* t : channel_tensors) {
+    if (t->defined()) return t->dtype() == DType::Float32 ? DType::Float32 : x.dtype();
+  }
+  return x.dtype();
 }
 
 // The shape [1, C, 1, ...] that broadcasts a [C] tensor over channel 1 of x.
@@ -57,7 +69,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   double eps) {
   // ---- validate
   detail::check_defined(x, "batch_norm", "input");
-  STRATA_CHECK(is_floating(x.dtype()), "batch_norm: expected a f32 or f64 input, got ",
+  STRATA_CHECK(is_floating(x.dtype()), "batch_norm: expected a floating input, got ",
                detail::describe(x));
   STRATA_CHECK(x.dim() >= 2, "batch_norm: expected an input [N, C] or [N, C, *] of rank >= 2, got ",
                detail::describe(x));
@@ -69,13 +81,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   STRATA_CHECK(training || running_mean.defined(),
                "batch_norm: evaluation mode (training=false) needs running_mean and running_var "
                "(input ", detail::describe(x), ")");
-  check_channel_tensor(running_mean, "running_mean", x);
-  check_channel_tensor(running_var, "running_var", x);
-  check_channel_tensor(weight, "weight", x);
-  check_channel_tensor(bias, "bias", x);
+  const DType stats = channel_dtype(x, {&weight, &bias, &running_mean, &running_var});
+  check_channel_tensor(running_mean, "running_mean", x, stats);
+  check_channel_tensor(running_var, "running_var", x, stats);
+  check_channel_tensor(weight, "weight", x, stats);
+  check_channel_tensor(bias, "bias", x, stats);
   STRATA_CHECK(eps >= 0.0, "batch_norm: eps must be non-negative, got ", eps);
 
-  if (!training) return batch_norm_eval(x, running_mean, running_var, weight, bias, eps);
+  if (!training) {
+    // Float32 statistics promote the result: back to x's dtype, as the kernel path gives.
+    return batch_norm_eval(x, running_mean, running_var, weight, bias, eps).to(x.dtype());
+  }
 
   const int64_t n = x.size(0), channels = x.size(1);
   const int64_t spatial = channels > 0 && n > 0 ? x.numel() / (n * channels) : 0;
@@ -86,8 +102,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   // ---- dispatch: x [N, C, S]; running statistics updated in place by the kernel
   const Shape nc_s = {n, channels, spatial};
   const Tensor x3 = x.detach().contiguous().view(nc_s);
-  const Tensor w = weight.defined() ? weight.detach().contiguous() : ones({channels}, x.options());
-  const Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({channels}, x.options());
+  const TensorOptions stat_options = x.options().dtype(stats);
+  const Tensor w = weight.defined() ? weight.detach().contiguous() : ones({channels}, stat_options);
+  const Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({channels}, stat_options);
   // NOTE: the kernel writes the running statistics through their storage; a strided view
   // (a slice of a bigger buffer) gets a contiguous copy that is written back afterwards.
   Tensor rm, rv;
@@ -96,8 +113,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     rv = running_var.detach().contiguous();
   }
   Tensor out3 = Tensor::empty(nc_s, x.options());
-  Tensor save_mean = Tensor::empty({channels}, x.options());
-  Tensor save_invstd = Tensor::empty({channels}, x.options());
+  Tensor save_mean = Tensor::empty({channels}, stat_options);
+  Tensor save_invstd = Tensor::empty({channels}, stat_options);
   detail::backend_of(x).batch_norm_forward(out3, save_mean, save_invstd, rm, rv, x3, w, b,
                                            momentum, eps);
   if (rm.defined()) {
@@ -129,8 +146,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  if (amp::needs_float32({&x, &weight, &bias})) {
+    return layer_norm(amp::cast_to_float32(x), normalized_shape, amp::cast_to_float32(weight),
+                      amp::cast_to_float32(bias), eps);
+  }
   detail::check_defined(x, "layer_norm", "input");
-  STRATA_CHECK(is_floating(x.dtype()), "layer_norm: expected a f32 or f64 input, got ",
+  STRATA_CHECK(is_floating(x.dtype()), "layer_norm: expected a floating input, got ",
                detail::describe(x));
   const auto k = static_cast<int64_t>(normalized_shape.size());
   STRATA_CHECK(k >= 1, "layer_norm: normalized_shape must name at least one dimension (input ",

@@ -35,8 +35,8 @@ void check_input(const char* op, int64_t spatial, const Tensor& x) {
   const int64_t rank = spatial + 2;
   STRATA_CHECK(x.dim() == rank || x.dim() == rank - 1, op, ": expected a ", rank - 1,
                "-D (unbatched) or ", rank, "-D (batched) input, got ", detail::describe(x));
-  STRATA_CHECK(is_floating(x.dtype()), op, ": expected an f32 or f64 input, got ",
-               detail::describe(x));
+  STRATA_CHECK(is_floating(x.dtype()), op,
+               ": expected a floating input (f32, f64, f16 or bf16), got ", detail::describe(x));
 }
 
 // The window settings pooling and unpooling share: kernel and stride >= 1, padding >= 0.
@@ -370,8 +370,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
   detail::check_defined(x, op, "input");
   STRATA_CHECK(x.dim() == 3 || x.dim() == 4, op,
                ": expected a 3-D (unbatched) or 4-D (batched) input, got ", detail::describe(x));
-  STRATA_CHECK(is_floating(x.dtype()), op, ": expected an f32 or f64 input, got ",
-               detail::describe(x));
+  STRATA_CHECK(is_floating(x.dtype()), op,
+               ": expected a floating input (f32, f64, f16 or bf16), got ", detail::describe(x));
   STRATA_CHECK(output_size.h >= 1 && output_size.w >= 1, op, ": output_size must be >= 1, got ",
                output_size.h, "x", output_size.w, " (input ", detail::describe(x), ")");
   const int64_t in_h = x.size(-2), in_w = x.size(-1);

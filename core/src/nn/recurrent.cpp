@@ -1,5 +1,6 @@
 // The recurrent cells of nn/recurrent.h. Each validates its shapes (naming the cell and every
 // shape) and is then a few lines of linear, sigmoid and tanh: the tape differentiates it.
+#include "strata/amp/autocast.h"
 #include "strata/nn/recurrent.h"
 
 #include <cmath>
@@ -72,17 +73,33 @@ Tensor rnn_cell(const char* cell, bool relu_activation, const Tensor& x, const T
 
 Tensor rnn_tanh_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
                      const Tensor& b_ih, const Tensor& b_hh) {
+  if (amp::needs_low_precision({&x, &h, &w_ih, &w_hh, &b_ih, &b_hh})) {
+    return rnn_tanh_cell(amp::cast_to_low_precision(x), amp::cast_to_low_precision(h),
+                         amp::cast_to_low_precision(w_ih), amp::cast_to_low_precision(w_hh),
+                         amp::cast_to_low_precision(b_ih), amp::cast_to_low_precision(b_hh));
+  }
   return rnn_cell("rnn_tanh_cell", false, x, h, w_ih, w_hh, b_ih, b_hh);
 }
 
 Tensor rnn_relu_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
                      const Tensor& b_ih, const Tensor& b_hh) {
+  if (amp::needs_low_precision({&x, &h, &w_ih, &w_hh, &b_ih, &b_hh})) {
+    return rnn_relu_cell(amp::cast_to_low_precision(x), amp::cast_to_low_precision(h),
+                         amp::cast_to_low_precision(w_ih), amp::cast_to_low_precision(w_hh),
+                         amp::cast_to_low_precision(b_ih), amp::cast_to_low_precision(b_hh));
+  }
   return rnn_cell("rnn_relu_cell", true, x, h, w_ih, w_hh, b_ih, b_hh);
 }
 
 std::tuple<Tensor, Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tensor& c,
                                      const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
                                      const Tensor& b_hh) {
+  if (amp::needs_low_precision({&x, &h, &c, &w_ih, &w_hh, &b_ih, &b_hh})) {
+    return lstm_cell(amp::cast_to_low_precision(x), amp::cast_to_low_precision(h),
+                     amp::cast_to_low_precision(c), amp::cast_to_low_precision(w_ih),
+                     amp::cast_to_low_precision(w_hh), amp::cast_to_low_precision(b_ih),
+                     amp::cast_to_low_precision(b_hh));
+  }
   check_cell("lstm_cell", x, h, w_ih, w_hh, b_ih, b_hh, 4);
   detail::check_defined(c, "lstm_cell", "cell state");
   STRATA_CHECK(c.shape() == h.shape(), "lstm_cell: the cell state ", detail::describe(c),
@@ -101,6 +118,11 @@ std::tuple<Tensor, Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Ten
 
 Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
                 const Tensor& b_ih, const Tensor& b_hh) {
+  if (amp::needs_low_precision({&x, &h, &w_ih, &w_hh, &b_ih, &b_hh})) {
+    return gru_cell(amp::cast_to_low_precision(x), amp::cast_to_low_precision(h),
+                    amp::cast_to_low_precision(w_ih), amp::cast_to_low_precision(w_hh),
+                    amp::cast_to_low_precision(b_ih), amp::cast_to_low_precision(b_hh));
+  }
   check_cell("gru_cell", x, h, w_ih, w_hh, b_ih, b_hh, 3);
   auto [xp, hp] = projections(x, h, w_ih, w_hh, b_ih, b_hh);  // [..., 3H]: r, z, n
   const int64_t hidden = h.size(-1);

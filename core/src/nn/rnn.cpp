@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "internal.h"
+#include "strata/amp/autocast.h"
 #include "strata/nn/init.h"
 #include "strata/nn/recurrent.h"
 
@@ -178,7 +179,8 @@ RecurrentResult recurrent_impl(const char* name, const Tensor& input, const Tens
                                const RecurrentOptions& options) {
   // ---- validate
   detail::check_defined(input, name, "input");
-  STRATA_CHECK(is_floating(input.dtype()), name, ": expected a f32 or f64 input, got ",
+  STRATA_CHECK(is_floating(input.dtype()), name,
+               ": expected a floating input (f32, f64, f16 or bf16), got ",
                detail::describe(input));
   STRATA_CHECK(input.dim() == 2 || input.dim() == 3, name,
                ": expected a 3-D input ", options.batch_first ? "[batch, seq, feature]"
@@ -274,6 +276,10 @@ RecurrentResult recurrent_impl(const char* name, const Tensor& input, const Tens
 
 RecurrentResult recurrent(const Tensor& input, const Tensor& h0, const Tensor& c0,
                           const std::vector<Tensor>& weights, const RecurrentOptions& options) {
+  if (amp::needs_low_precision({&input, &h0, &c0}) || amp::needs_low_precision(weights)) {
+    return recurrent(amp::cast_to_low_precision(input), amp::cast_to_low_precision(h0),
+                     amp::cast_to_low_precision(c0), amp::cast_to_low_precision(weights), options);
+  }
   return recurrent_impl("recurrent", input, h0, c0, weights, options);
 }
 

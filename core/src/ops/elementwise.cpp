@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "strata/amp/autocast.h"
 #include "internal.h"
 
 namespace strata {
@@ -135,6 +136,9 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& x, const Tensor& exponent) {
+  if (amp::needs_float32({&x, &exponent})) {
+    return pow(amp::cast_to_float32(x), amp::cast_to_float32(exponent));
+  }
   Tensor out = binary_forward(BinaryOp::Pow, x, exponent);
   if (needs_grad({&x, &exponent})) {
     record("pow", {x, exponent}, out,
@@ -240,6 +244,9 @@ Tensor rdiv(const Tensor& a, double b) {
 }
 
 Tensor pow(const Tensor& x, double exponent) {
+  if (amp::needs_float32({&x})) {
+    return pow(amp::cast_to_float32(x), exponent);
+  }
   Tensor out = scalar_forward(BinaryOp::Pow, x, exponent, false);
   if (needs_grad({&x})) {
     record("pow", {x}, out, [x, exponent](const Tensor& g, const Needs&) {
@@ -331,6 +338,9 @@ Tensor abs(const Tensor& x) {
 Tensor sign(const Tensor& x) { return unary_forward(UnaryOp::Sign, x, "sign", false); }
 
 Tensor exp(const Tensor& x) {
+  if (amp::needs_float32({&x})) {
+    return exp(amp::cast_to_float32(x));
+  }
   Tensor out = unary_forward(UnaryOp::Exp, x, "exp", true);
   if (needs_grad({&x})) {
     record("exp", {x}, out, [out = out.detach()](const Tensor& g, const Needs&) {
@@ -341,6 +351,9 @@ Tensor exp(const Tensor& x) {
 }
 
 Tensor log(const Tensor& x) {
+  if (amp::needs_float32({&x})) {
+    return log(amp::cast_to_float32(x));
+  }
   Tensor out = unary_forward(UnaryOp::Log, x, "log", true);
   if (needs_grad({&x})) {
     record("log", {x}, out, [x](const Tensor& g, const Needs&) { return Grads{div(g, x)}; });
@@ -359,6 +372,9 @@ Tensor sqrt(const Tensor& x) {
 }
 
 Tensor reciprocal(const Tensor& x) {
+  if (amp::needs_float32({&x})) {
+    return reciprocal(amp::cast_to_float32(x));
+  }
   Tensor out = unary_forward(UnaryOp::Reciprocal, x, "reciprocal", true);
   if (needs_grad({&x})) {
     record("reciprocal", {x}, out, [out = out.detach()](const Tensor& g, const Needs&) {

@@ -41,12 +41,11 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   const int64_t axis = normalize_axis(dim, first.dim(), "cat");
   Shape out_shape = first.shape();
   out_shape[axis] = 0;
+  DType dtype = first.dtype();  // mixed dtypes promote, as PyTorch's cat does
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     detail::check_defined(t, "cat", "a tensor");
-    STRATA_CHECK(t.dtype() == first.dtype(), "cat: tensor ", i, " has dtype ",
-                 dtype_name(t.dtype()), " but tensor 0 has ", dtype_name(first.dtype()), " (",
-                 detail::describe(t), " vs ", detail::describe(first), ")");
+    dtype = promote_types(dtype, t.dtype());
     detail::check_same_device(first, t, "cat");
     bool compatible = t.dim() == first.dim();
     for (int64_t d = 0; compatible && d < t.dim(); ++d) {
@@ -57,23 +56,25 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
                  " outside dimension ", axis);
     out_shape[axis] += t.shape()[axis];
   }
-  Tensor out = Tensor::empty(out_shape, first.options());
+  Tensor out = Tensor::empty(out_shape, first.options().dtype(dtype));
   std::vector<int64_t> sizes;
+  std::vector<DType> dtypes;
   int64_t start = 0;
   for (const Tensor& t : tensors) {
     const int64_t length = t.shape()[axis];
-    if (t.numel() > 0) {
+    if (t.numel() > 0) {  // the copy converts to the promoted dtype
       detail::backend_of(out).copy(out.detach().narrow(axis, start, length), t);
     }
     sizes.push_back(length);
+    dtypes.push_back(t.dtype());
     start += length;
   }
   if (needs_grad(tensors)) {
-    record("cat", tensors, out, [axis, sizes](const Tensor& g, const Needs& n) {
+    record("cat", tensors, out, [axis, sizes, dtypes](const Tensor& g, const Needs& n) {
       Grads grads(sizes.size());
       int64_t begin = 0;
       for (size_t i = 0; i < sizes.size(); ++i) {
-        if (n[i]) grads[i] = g.narrow(axis, begin, sizes[i]);
+        if (n[i]) grads[i] = g.narrow(axis, begin, sizes[i]).to(dtypes[i]);
         begin += sizes[i];
       }
       return grads;
@@ -93,11 +94,9 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
     STRATA_CHECK(tensors[i].shape() == tensors[0].shape(), "stack: tensor ", i, " ",
                  detail::describe(tensors[i]), " does not match tensor 0 ",
                  detail::describe(tensors[0]), "; stack needs equal shapes");
-    STRATA_CHECK(tensors[i].dtype() == tensors[0].dtype() &&
-                     tensors[i].device() == tensors[0].device(),
-                 "stack: tensor ", i, " ", detail::describe(tensors[i]),
-                 " differs from tensor 0 ", detail::describe(tensors[0]),
-                 " in dtype or device; convert with .to() first");
+    STRATA_CHECK(tensors[i].device() == tensors[0].device(), "stack: tensor ", i, " ",
+                 detail::describe(tensors[i]), " is on another device than tensor 0 ",
+                 detail::describe(tensors[0]), "; move it with .to() first");
     expanded.push_back(tensors[i].unsqueeze(axis));
   }
   return cat(expanded, axis);

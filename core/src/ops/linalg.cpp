@@ -3,6 +3,7 @@
 // [B, M, K] @ [B, K, N] over strided views (transposed operands are not copied here).
 #include <algorithm>
 
+#include "strata/amp/autocast.h"
 #include "internal.h"
 
 namespace strata {
@@ -41,8 +42,8 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
                detail::describe(a), " and ", detail::describe(b));
   detail::check_same_device(a, b, "matmul");
   STRATA_CHECK(a.dtype() == b.dtype() && is_floating(a.dtype()),
-               "matmul: expected two f32 or two f64 operands, got ", detail::describe(a), " and ",
-               detail::describe(b));
+               "matmul: expected two floating operands of one dtype, got ", detail::describe(a),
+               " and ", detail::describe(b));
   const Tensor a2 = a.dim() == 1 ? a.detach().unsqueeze(0) : a.detach();
   const Tensor b2 = b.dim() == 1 ? b.detach().unsqueeze(1) : b.detach();
   const int64_t m = a2.size(-2), k = a2.size(-1), k2 = b2.size(-2), n = b2.size(-1);
@@ -80,6 +81,9 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (amp::needs_low_precision({&a, &b})) {
+    return matmul(amp::cast_to_low_precision(a), amp::cast_to_low_precision(b));
+  }
   Tensor out = matmul_forward(a, b);
   if (needs_grad({&a, &b})) {
     record("matmul", {a, b}, out, [a, b](const Tensor& g, const Needs& n) {

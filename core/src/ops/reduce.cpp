@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "strata/amp/autocast.h"
 #include "internal.h"
 
 namespace strata {
@@ -99,6 +100,9 @@ Tensor reduce_values(ReduceOp op, const char* name, const Tensor& x,
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  if (amp::needs_float32({&x})) {
+    return sum(amp::cast_to_float32(x), dims, keepdim);
+  }
   ReductionPlan plan;
   Tensor out = reduce_values(ReduceOp::Sum, "sum", x, dims, keepdim, plan);
   if (needs_grad({&x})) {
@@ -112,12 +116,14 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   detail::check_defined(x, "mean");
-  STRATA_CHECK(is_floating(x.dtype()), "mean: expected a floating input, got ",
-               detail::describe(x), "; convert with .to(kFloat32)");
+  STRATA_CHECK(is_floating(x.dtype()), "mean: expected a floating input, got ", detail::describe(x),
+               "; convert with .to(kFloat32)");
   const ReductionPlan plan = plan_reduction(x, dims, keepdim, "mean");
   STRATA_CHECK(plan.count > 0, "mean: cannot average over an empty dimension of ",
                detail::describe(x));
-  return div(sum(x, dims, keepdim), static_cast<double>(plan.count));
+  // NOTE: under autocast the sum runs in float32 (it is on the float32 list) while mean follows
+  // its input, as PyTorch's lists have it: the quotient is cast back, rounding once.
+  return div(sum(x, dims, keepdim), static_cast<double>(plan.count)).to(x.dtype());
 }
 
 namespace {

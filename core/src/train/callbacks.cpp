@@ -224,6 +224,7 @@ void ModelCheckpoint::save(TrainContext& context, const std::string& path) const
           ? io::capture(context.model, context.optimizer, *plateau_, epochs_done, steps_done)
           : io::capture(context.model, context.optimizer, scheduler_, epochs_done, steps_done);
   checkpoint.metadata["fit.epochs_done"] = std::to_string(epochs_done);
+  if (context.grad_scaler != nullptr) checkpoint.grad_scaler = context.grad_scaler->state_dict();
   for (const auto& [name, value] : context.logs) {
     checkpoint.metadata["fit.logs." + name] = shortest(value);
   }
@@ -268,12 +269,15 @@ std::string latest_checkpoint(const std::string& directory) {
 
 Resumed resume_from_latest(const std::string& directory, nn::Module& model,
                            optim::Optimizer& optimizer, optim::LRScheduler* scheduler,
-                           Device device) {
+                           Device device, amp::GradScaler* grad_scaler) {
   Resumed resumed;
   resumed.path = latest_checkpoint(directory);
   if (resumed.path.empty()) return resumed;
   const io::Checkpoint checkpoint = io::load_checkpoint(resumed.path, device);
   io::restore(checkpoint, model, optimizer, scheduler);
+  if (grad_scaler != nullptr && !checkpoint.grad_scaler.empty()) {
+    grad_scaler->load_state_dict(checkpoint.grad_scaler);
+  }
   resumed.epoch = checkpoint.epoch;
   return resumed;
 }

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <utility>
 
+#include "strata/amp/autocast.h"
 #include "strata/autograd.h"
 #include "strata/data/dataloader.h"
 #include "strata/error.h"
@@ -192,6 +193,18 @@ Logs run_evaluation(const char* caller, nn::Module& model, const LossFn& loss,
 
 // Restores a module's training flag when leaving a scope (evaluate/predict leave the mode as
 // they found it).
+// The autocast of a mixed-precision run on `device`, for its scope (none for Float32).
+class AutocastScope {
+ public:
+  AutocastScope(MixedPrecision precision, Device device) {
+    if (precision == MixedPrecision::BFloat16) guard_.emplace(device.type, DType::BFloat16);
+    if (precision == MixedPrecision::Float16) guard_.emplace(device.type, DType::Float16);
+  }
+
+ private:
+  std::optional<amp::AutocastGuard> guard_;
+};
+
 class ModeRestorer {
  public:
   explicit ModeRestorer(nn::Module& model) : model_(model), training_(model.is_training()) {}
@@ -291,8 +304,15 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
                                                 .device = device});
   }
 
+  std::shared_ptr<amp::GradScaler> scaler;
+  if (options.precision == MixedPrecision::Float16) {
+    scaler = options.grad_scaler != nullptr ? options.grad_scaler
+                                            : std::make_shared<amp::GradScaler>();
+  }
+
   History history;
   TrainContext context(model, optimizer, options, history, validation_set, device);
+  context.grad_scaler = scaler.get();
   context.epochs = options.epochs;
   context.steps = static_cast<int64_t>(train_loader.size());
 
@@ -326,17 +346,32 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
       context.batch_samples = batch_size;
       for (const auto& callback : options.callbacks) callback->on_batch_begin(context);
 
-      // A closure, so that optimizers that re-evaluate the loss (L-BFGS) work too; the others
-      // call it once.
+      // The forward pass and the loss, under autocast for a mixed-precision run.
       Tensor output;
-      const Tensor batch_loss = optimizer.step([&]() {
-        optimizer.zero_grad();
+      const auto forward = [&]() {
+        const AutocastScope autocast(options.precision, device);
         output = model(batch.input);
         Tensor value = check_scalar_loss("fit", loss(output, batch.target), output);
         if (options.stop_on_nonfinite_loss) check_finite_loss(value, context);
-        value.backward();
         return value;
-      });
+      };
+      Tensor batch_loss;
+      if (scaler != nullptr) {  // f16: scaled backward, an update only with finite gradients
+        optimizer.zero_grad();
+        batch_loss = forward();
+        scaler->scale(batch_loss).backward();
+        scaler->step(optimizer);
+        scaler->update();
+      } else {
+        // A closure, so that optimizers that re-evaluate the loss (L-BFGS) work too; the
+        // others call it once.
+        batch_loss = optimizer.step([&]() {
+          optimizer.zero_grad();
+          Tensor value = forward();
+          value.backward();
+          return value;
+        });
+      }
       {
         NoGradGuard no_grad;
         context.batch_loss = batch_loss.detach();
@@ -359,6 +394,7 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
     logs["loss"] = loss_sum.item<double>() / static_cast<double>(samples);
     for (const auto& metric : train_metrics) logs[metric->name()] = metric->value();
     if (validation_loader != nullptr) {
+      const AutocastScope autocast(options.precision, device);
       const Logs validation_logs =
           run_evaluation("fit (validation)", model, loss, *validation_loader, validation_metrics);
       for (const auto& [name, value] : validation_logs) logs["val_" + name] = value;
@@ -377,6 +413,25 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
   for (const auto& callback : options.callbacks) callback->on_train_end(context);
   model.train(true);
   return history;
+}
+
+// ---- precision --------------------------------------------------------------------------------
+
+const char* precision_name(MixedPrecision precision) {
+  switch (precision) {
+    case MixedPrecision::Float32: return "f32";
+    case MixedPrecision::BFloat16: return "bf16";
+    case MixedPrecision::Float16: return "f16";
+  }
+  return "?";
+}
+
+MixedPrecision parse_precision(const std::string& text) {
+  if (text == "f32" || text == "fp32" || text == "float32") return MixedPrecision::Float32;
+  if (text == "bf16" || text == "bfloat16") return MixedPrecision::BFloat16;
+  if (text == "f16" || text == "fp16" || text == "float16") return MixedPrecision::Float16;
+  STRATA_CHECK(false, "precision: \"", text, "\" is none of f32, bf16, f16 (or fp32, float32, "
+               "bfloat16, fp16, float16)");
 }
 
 // ---- evaluate and predict -----------------------------------------------------------------
@@ -398,6 +453,7 @@ Logs evaluate(nn::Module& model, const LossFn& loss, std::shared_ptr<data::Datas
   Logs logs;
   {
     ModeRestorer restore_mode(model);
+    const AutocastScope autocast(options.precision, device);
     logs = run_evaluation("evaluate", model, loss, loader, metrics, &steps);
   }
   const Verbosity verbose = detail::resolve_verbosity(options.verbose, options.output);

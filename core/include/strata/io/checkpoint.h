@@ -49,6 +49,9 @@ struct Checkpoint {
   int64_t epoch = 0;                      // epochs completed (the next epoch's 0-based index)
   int64_t step = 0;                       // optimizer steps taken, as the caller counts
   GeneratorState rng;                     // of default_generator() unless set otherwise
+  // A mixed-precision run's amp::GradScaler::state_dict() (empty without one); put it back
+  // with scaler.load_state_dict(checkpoint.grad_scaler). fit()'s ModelCheckpoint fills it.
+  std::map<std::string, double> grad_scaler;
   Metadata metadata;                      // free-form; keys must not start with "strata."
 };
 

@@ -39,15 +39,16 @@ struct SafetensorsFile {
 
 // ---- the format in memory -----------------------------------------------------------------
 // The whole file as bytes. Tensors may live on any device and be non-contiguous: each is
-// copied to the host in row-major order. Strata's dtypes map to F32, F64, I64, U8 and BOOL.
+// copied to the host in row-major order. Strata's dtypes map to F32, F64, F16, BF16, I64, I32,
+// U8 and BOOL.
 // The data is laid out by element size (largest first), then by name, so that every tensor
 // starts at a multiple of its element size, as the safetensors package lays it out.
 std::vector<uint8_t> save_safetensors_to_buffer(const TensorMap& tensors,
                                                 const Metadata& metadata = {});
 
 // Parses a whole file's bytes; the tensors are made on `device`. What is accepted:
-// - dtypes F32, F64, I64, U8 and BOOL as they are; F16 and BF16 widened to float32 and I8, I16,
-//   I32, U16 and U32 widened to int64 (Strata has no narrower types); any other dtype throws.
+// - dtypes F32, F64, F16, BF16, I64, I32, U8 and BOOL as they are; I8, I16, U16 and U32 widened
+//   to int64 (Strata has no such types); any other dtype throws.
 //   BOOL bytes must be 0 or 1.
 // - A header need not be padded (older writers did not pad) and may carry unknown fields in
 //   an entry (ignored, as the reference reader ignores them); "__metadata__" must map strings
@@ -85,13 +86,15 @@ void write_file_atomic(const std::string& path, std::span<const uint8_t> bytes,
 // The module's state_dict() (parameters and buffers, PyTorch's names) as a safetensors file,
 // which PyTorch reads back with safetensors.torch.load_file into a model of the same structure.
 void save(const nn::Module& module, const std::string& path, const Metadata& metadata = {});
-// Loads a file written by save() or by PyTorch's safetensors into `module`, converting dtype
-// and device to the module's. Keys in both must agree in shape; when strict, every key of the
-// module must be in the file and the file must hold no other key (not strict: the module's
-// keys the file lacks keep their values, and the file's other keys are ignored). Otherwise
-// strata::Error names the file and the missing, unexpected and mismatched keys, and the module
-// is left unchanged.
+// Loads a file written by save() or by PyTorch's safetensors into `module`, moving values to
+// the module's device and dtypes. Keys in both must agree in shape; a dtype mismatch that
+// involves f16 or bf16 (a half-precision checkpoint into a float32 model) needs `cast`;
+// when strict, every key of the module must be in the file and the file must hold no other
+// key (not strict: the module's keys the file lacks keep their values, and the file's other
+// keys are ignored). Otherwise strata::Error names the file and the missing, unexpected and
+// mismatched keys, and the module is left unchanged.
 // Returns the file's metadata.
-Metadata load(nn::Module& module, const std::string& path, bool strict = true);
+Metadata load(nn::Module& module, const std::string& path, bool strict = true,
+              bool cast = false);
 
 }  // namespace strata::io

@@ -74,9 +74,11 @@ class Module {
   // ---- saving and loading ------------------------------------------------------------------
   // Parameters and buffers by qualified name; the tensors share data with the module's.
   StateDict state_dict() const;
-  // Copies values in (converting dtype and device to the module's). strict: every key of the
-  // module present in `state` and no other; shapes must match either way.
-  void load_state_dict(const StateDict& state, bool strict = true);
+  // Copies values in (moving them to the module's device). strict: every key of the module
+  // present in `state` and no other; shapes must match either way. Values convert to the
+  // module's dtypes, except that a mismatch involving f16 or bf16 (a half-precision checkpoint
+  // and a float32 model, or the reverse) throws unless `cast` asks for the conversion.
+  void load_state_dict(const StateDict& state, bool strict = true, bool cast = false);
 
   // ---- printing ----------------------------------------------------------------------------
   // The module tree, as PyTorch prints it: "Sequential(\n  (0): Linear(in_features=...)\n)".

@@ -131,11 +131,13 @@ struct Resumed {
 
 // The --resume of a training program: restores the newest epoch checkpoint of `directory`
 // (latest_checkpoint) into objects built as the saved ones were: the model, the optimizer, the
-// scheduler when given, and the default generator. Leaves everything as it is when there is
-// no checkpoint. Tensors are loaded onto `device` (the model's).
+// scheduler when given, the default generator, and a float16 run's GradScaler when given (and
+// the checkpoint holds its state). Leaves everything as it is when there is no checkpoint.
+// Tensors are loaded onto `device` (the model's).
 Resumed resume_from_latest(const std::string& directory, nn::Module& model,
                            optim::Optimizer& optimizer, optim::LRScheduler* scheduler = nullptr,
-                           Device device = Device(DeviceType::CPU));
+                           Device device = Device(DeviceType::CPU),
+                           amp::GradScaler* grad_scaler = nullptr);
 
 // ---- LRSchedulerStep ----------------------------------------------------------------------
 enum class StepInterval { Epoch, Batch };

@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "strata/amp/grad_scaler.h"
 #include "strata/data/dataset.h"
 #include "strata/device.h"
 #include "strata/generator.h"
@@ -115,6 +116,22 @@ enum class Verbosity {
 struct FitOptions;
 struct TrainContext;
 
+// The arithmetic of a training run (FitOptions::precision, EvaluateOptions::precision):
+// - Float32: every op in float32 (or the model's own dtype).
+// - BFloat16: the forward pass and the loss under amp::AutocastGuard with bf16; no scaling
+//   (bf16 has float32's range).
+// - Float16: autocast with f16 and an amp::GradScaler: the loss is scaled before backward,
+//   gradients are unscaled before the update, and a step whose gradients hold an inf or NaN
+//   is skipped (the scale then backs off).
+// Parameters and optimizer state stay float32 in all three.
+enum class MixedPrecision { Float32, BFloat16, Float16 };
+
+// "f32", "bf16", "f16".
+const char* precision_name(MixedPrecision precision);
+// The inverse, for command lines: "f32"/"fp32"/"float32", "bf16"/"bfloat16", "f16"/"fp16"/
+// "float16"; throws strata::Error listing them otherwise.
+MixedPrecision parse_precision(const std::string& text);
+
 // A hook into fit(). Each method receives the running TrainContext; the default does nothing.
 // Callbacks run in the order given in FitOptions::callbacks.
 class Callback {
@@ -164,6 +181,13 @@ struct FitOptions {
   // Runs the whole fit() in anomaly mode (DetectAnomalyGuard): the op whose forward or backward
   // first makes a NaN/inf is named in the error. Slow; for finding where a NaN comes from.
   bool detect_anomaly = false;
+  // Mixed precision (see MixedPrecision); validation runs under the same autocast. The optimizer
+  // must step without a closure for Float16 (L-BFGS cannot take scaled gradients).
+  MixedPrecision precision = MixedPrecision::Float32;
+  // Float16's scaler; null: fit() makes one with PyTorch's defaults. Pass one to keep its state
+  // across fit() calls and to resume it from a checkpoint (io::Checkpoint::grad_scaler, which
+  // ModelCheckpoint fills).
+  std::shared_ptr<amp::GradScaler> grad_scaler = nullptr;
 };
 
 // The state of a running fit(), handed to every callback.
@@ -176,6 +200,7 @@ struct TrainContext {
   nn::Module& model;
   optim::Optimizer& optimizer;
   const FitOptions& options;
+  amp::GradScaler* grad_scaler = nullptr;  // a Float16 run's scaler; null otherwise
   History& history;
   // The validation data in use (FitOptions::validation, or the split-off part); may be null.
   std::shared_ptr<data::Dataset> validation;
@@ -209,6 +234,7 @@ struct EvaluateOptions {
   Verbosity verbose = Verbosity::Silent;  // Lines / Bar / Auto print one summary line
   std::ostream* output = nullptr;
   std::optional<Device> device = std::nullopt;
+  MixedPrecision precision = MixedPrecision::Float32;  // BFloat16 / Float16: under autocast
 };
 
 // The mean loss ("loss", weighted by batch size; absent when `loss` is empty) and every

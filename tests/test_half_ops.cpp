@@ -1,0 +1,204 @@
+// Every op and layer in float16 and bfloat16 against its float32 result, on the CPU: one table
+// of cases, each run on inputs that hold exactly representable half-precision values, once in
+// float32 and once in the half type. The half run must keep the dtype (outputs and input
+// gradients) and agree with the float32 run within the dtype's tolerance, forward and
+// backward. (The CPU computes the half types in float32 and rounds each stored result, so the
+// differences are the roundings of intermediate results.)
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "strata/strata.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+namespace F = nn::functional;
+using In = const std::vector<Tensor>&;
+
+struct HalfCase {
+  std::string name;
+  std::vector<Shape> shapes;  // the floating inputs, uniform in [lo, hi]
+  std::function<Tensor(In)> fn;
+  double lo = -2.0, hi = 2.0;
+  bool differentiable = true;
+  // Multiplies the dtype's tolerance, for ops whose result chains several stored roundings
+  // (each case that sets it says why).
+  double slack = 1.0;
+};
+
+// Tolerances of a result computed in float32 from the same inputs and stored in the half type,
+// after a few stored intermediate results: a handful of the dtype's half-ulps (f16: 2^-11
+// relative, bf16: 2^-8), with an absolute part for results that cancel to near zero.
+test::Tolerance half_tolerance(DType dtype) {
+  return dtype == kFloat16 ? test::Tolerance{4e-3, 2e-3} : test::Tolerance{3e-2, 1.5e-2};
+}
+
+Tensor index_tensor(const std::vector<int64_t>& values, const Shape& shape = {}) {
+  return test::i64(values, shape);
+}
+
+std::vector<HalfCase> cases() {
+  const auto positive = [](HalfCase c) {
+    c.lo = 0.25;
+    c.hi = 3.0;
+    return c;
+  };
+  std::vector<HalfCase> table = {
+      // ---- elementwise
+      {"neg", {{3, 5}}, [](In x) { return neg(x[0]); }},
+      {"abs", {{3, 5}}, [](In x) { return abs(x[0]); }},
+      {"exp", {{3, 5}}, [](In x) { return exp(x[0]); }},
+      positive({"log", {{3, 5}}, [](In x) { return log(x[0]); }}),
+      positive({"sqrt", {{3, 5}}, [](In x) { return sqrt(x[0]); }}),
+      positive({"reciprocal", {{3, 5}}, [](In x) { return reciprocal(x[0]); }}),
+      {"pow_scalar", {{3, 5}}, [](In x) { return pow(x[0], 3.0); }},
+      positive({"pow_tensor", {{3, 5}, {3, 5}}, [](In x) { return pow(x[0], x[1]); }}),
+      {"clamp", {{3, 5}}, [](In x) { return clamp(x[0], -0.5, 0.75); }},
+      {"add_broadcast", {{3, 5}, {5}}, [](In x) { return add(x[0], x[1]); }},
+      {"sub", {{3, 5}, {3, 5}}, [](In x) { return sub(x[0], x[1]); }},
+      {"mul", {{3, 5}, {3, 1}}, [](In x) { return mul(x[0], x[1]); }},
+      {"div", {{3, 5}, {3, 5}}, [](In x) { return div(x[0], add(abs(x[1]), 0.5)); }},
+      {"add_scalar", {{3, 5}}, [](In x) { return add(mul(x[0], 1.5), 0.25); }},
+      {"rdiv", {{3, 5}}, [](In x) { return rdiv(add(abs(x[0]), 0.5), 2.0); }},
+      {"maximum", {{3, 5}, {3, 5}}, [](In x) { return maximum(x[0], x[1]); }},
+      {"minimum", {{3, 5}, {5}}, [](In x) { return minimum(x[0], x[1]); }},
+      {"where", {{3, 5}, {3, 5}}, [](In x) { return where(gt(x[0], 0.0), x[0], x[1]); }},
+      {"lt", {{3, 5}, {3, 5}}, [](In x) { return lt(x[0], x[1]); }, -2, 2, false},
+      {"transpose_copy", {{4, 6}}, [](In x) { return x[0].t().contiguous(); }},
+      // ---- reductions and shape ops
+      // Sums of 40 stored values: the float32 accumulation rounds once at the end.
+      {"sum_dim", {{4, 10}}, [](In x) { return sum(x[0], {1}); }},
+      {"mean_all", {{4, 10}}, [](In x) { return mean(x[0]); }},
+      {"max_dim", {{4, 10}}, [](In x) { return max(x[0], {0}); }},
+      {"argmax", {{4, 10}}, [](In x) { return argmax(x[0], 1); }, -2, 2, false},
+      {"cat", {{2, 3}, {4, 3}}, [](In x) { return cat({x[0], x[1]}, 0); }},
+      {"stack", {{2, 3}, {2, 3}}, [](In x) { return stack({x[0], x[1]}, 1); }},
+      {"index_select", {{5, 3}},
+       [](In x) { return index_select(x[0], 0, index_tensor({4, 0, 4, 2})); }},
+      {"gather", {{3, 4}},
+       [](In x) { return gather(x[0], 1, index_tensor({0, 3, 1, 1, 2, 0}, {3, 2})); }},
+      // ---- linear algebra: products of 8 terms accumulate in float32, one rounding stored
+      {"matmul", {{2, 3, 8}, {8, 5}}, [](In x) { return matmul(x[0], x[1]); }},
+      {"linear", {{4, 8}, {6, 8}, {6}}, [](In x) { return F::linear(x[0], x[1], x[2]); }},
+      // ---- activations
+      {"relu", {{3, 5}}, [](In x) { return F::relu(x[0]); }},
+      {"sigmoid", {{3, 5}}, [](In x) { return F::sigmoid(x[0]); }},
+      {"tanh", {{3, 5}}, [](In x) { return F::tanh(x[0]); }},
+      {"leaky_relu", {{3, 5}}, [](In x) { return F::leaky_relu(x[0], 0.1); }},
+      {"elu", {{3, 5}}, [](In x) { return F::elu(x[0]); }},
+      {"softplus", {{3, 5}}, [](In x) { return F::softplus(x[0]); }},
+      {"gelu", {{3, 5}}, [](In x) { return F::gelu(x[0]); }},
+      {"softmax", {{3, 7}}, [](In x) { return F::softmax(x[0], 1); }},
+      {"log_softmax", {{3, 7}}, [](In x) { return F::log_softmax(x[0], 1); }},
+      // ---- convolution and pooling
+      {"conv2d", {{2, 3, 6, 6}, {4, 3, 3, 3}, {4}},
+       [](In x) { return F::conv2d(x[0], x[1], x[2], 1, 1); }},
+      {"max_pool2d", {{2, 3, 6, 6}}, [](In x) { return F::max_pool2d(x[0], F::Size2(2, 2)); }},
+      {"avg_pool2d", {{2, 3, 6, 6}}, [](In x) { return F::avg_pool2d(x[0], {3, 3}, F::Size2(1, 1)); }},
+      // ---- normalization, embedding, recurrent cells
+      // Normalization divides by a standard deviation computed from stored values: a few
+      // extra roundings.
+      {"batch_norm", {{6, 3}, {3}, {3}},
+       [](In x) { return F::batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], true); },
+       -2, 2, true, 2.0},
+      {"layer_norm", {{4, 6}, {6}, {6}},
+       [](In x) { return F::layer_norm(x[0], {6}, x[1], x[2]); }, -2, 2, true, 2.0},
+      {"embedding", {{5, 3}},
+       [](In x) { return F::embedding(index_tensor({1, 4, 1}), x[0]); }},
+      // An LSTM step chains two products, four gate activations and the cell update.
+      {"lstm_cell", {{2, 3}, {2, 4}, {2, 4}, {16, 3}, {16, 4}, {16}, {16}},
+       [](In x) {
+         auto [h, c] = F::lstm_cell(x[0], x[1], x[2], x[3], x[4], x[5], x[6]);
+         return add(h, c);
+       },
+       -1, 1, true, 2.0},
+      // ---- losses (the mean of per-sample losses)
+      {"cross_entropy", {{4, 5}},
+       [](In x) { return F::cross_entropy(x[0], index_tensor({0, 4, 2, 2})); }},
+      {"mse_loss", {{4, 5}, {4, 5}}, [](In x) { return F::mse_loss(x[0], x[1]); }},
+      {"bce_with_logits", {{4, 5}, {4, 5}},
+       [](In x) { return F::binary_cross_entropy_with_logits(x[0], F::sigmoid(x[1])); }},
+  };
+  return table;
+}
+
+// Inputs of `c` holding values exactly representable in `dtype`, as float32.
+std::vector<Tensor> representable_inputs(const HalfCase& c, DType dtype) {
+  std::vector<Tensor> inputs;
+  uint32_t seed = 11;
+  for (const Shape& shape : c.shapes) {
+    inputs.push_back(test::random_f32(shape, c.lo, c.hi, seed++).to(dtype).to(kFloat32));
+  }
+  return inputs;
+}
+
+struct CaseRun {
+  Tensor output;
+  std::vector<Tensor> grads;
+};
+
+CaseRun run_case(const HalfCase& c, const std::vector<Tensor>& values, DType dtype) {
+  std::vector<Tensor> inputs;
+  for (const Tensor& v : values) {
+    Tensor input = v.to(dtype).detach();
+    if (c.differentiable) input.set_requires_grad(true);
+    inputs.push_back(input);
+  }
+  CaseRun run;
+  run.output = c.fn(inputs);
+  if (!c.differentiable) return run;
+  // A fixed weighting of the outputs, so each output element sends a different gradient.
+  const Tensor weights =
+      test::random_f32(run.output.shape(), 0.5, 1.5, 99).to(dtype).to(run.output.dtype());
+  sum(mul(run.output, weights)).backward();
+  for (const Tensor& input : inputs) run.grads.push_back(input.grad());
+  return run;
+}
+
+class HalfOps : public ::testing::TestWithParam<std::tuple<HalfCase, DType>> {};
+
+TEST_P(HalfOps, MatchesFloat32WithinTheDtypesTolerance) {
+  const auto& [c, dtype] = GetParam();
+  const std::vector<Tensor> values = representable_inputs(c, dtype);
+  const CaseRun reference = run_case(c, values, kFloat32);
+  const CaseRun half = run_case(c, values, dtype);
+  const test::Tolerance tol = half_tolerance(dtype);
+
+  if (is_floating(reference.output.dtype())) {
+    EXPECT_EQ(half.output.dtype(), dtype) << "the output keeps the inputs' dtype";
+    test::expect_close(half.output, reference.output, tol.rtol * c.slack, tol.atol * c.slack);
+  } else {
+    EXPECT_EQ(half.output.dtype(), reference.output.dtype());
+    test::expect_close(half.output, reference.output, 0.0, 0.0);
+  }
+  for (size_t i = 0; i < half.grads.size(); ++i) {
+    SCOPED_TRACE("gradient of input " + std::to_string(i));
+    ASSERT_TRUE(half.grads[i].defined());
+    EXPECT_EQ(half.grads[i].dtype(), dtype) << "a gradient has its input's dtype";
+    // The backward pass stores its own intermediate results: twice the forward's slack.
+    test::expect_close(half.grads[i], reference.grads[i], 2 * tol.rtol * c.slack,
+                       2 * tol.atol * c.slack);
+  }
+}
+
+std::vector<std::tuple<HalfCase, DType>> all_cases() {
+  std::vector<std::tuple<HalfCase, DType>> out;
+  for (const HalfCase& c : cases()) {
+    out.emplace_back(c, kFloat16);
+    out.emplace_back(c, kBFloat16);
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HalfOps, ::testing::ValuesIn(all_cases()),
+    [](const ::testing::TestParamInfo<std::tuple<HalfCase, DType>>& param_info) {
+      return std::get<0>(param_info.param).name + "_" + dtype_name(std::get<1>(param_info.param));
+    });
+
+}  // namespace
+}  // namespace strata
