@@ -23,6 +23,24 @@ TARGETS = {
     "train_lstm_b32": ("min_speedup_torch", 1.5, ">= 1.5x faster than PyTorch"),
 }
 
+# Mixed precision (issue 17), on the device each names. "max_ratio_self": the step's time at
+# most `bound` times Strata's own float32 step (the workload without its suffix).
+#   (device, workload): [(kind, bound, text), ...]
+MIXED_TARGETS = {
+    ("cpu", "train_mlp_b128_bf16"): [
+        ("min_speedup_torch", 1.0, "faster than PyTorch bf16 autocast"),
+        ("max_ratio_self", 1.3, "<= 1.3x Strata f32")],
+    ("cpu", "train_lenet_b64_bf16"): [
+        ("min_speedup_torch", 1.0, "faster than PyTorch bf16 autocast"),
+        ("max_ratio_self", 1.3, "<= 1.3x Strata f32")],
+    ("cuda", "train_cifar_cnn_b64_f16"): [
+        ("min_speedup_torch", 1.0, "as fast as PyTorch AMP"),
+        ("max_ratio_self", 1 / 1.5, ">= 1.5x Strata f32")],
+    ("cuda", "train_lstm_b32_f16"): [
+        ("min_speedup_torch", 1.0, "as fast as PyTorch AMP"),
+        ("max_ratio_self", 1 / 1.5, ">= 1.5x Strata f32")],
+}
+
 WORKLOAD_TEXT = {
     "add_f32_1elem": "a + b, 1-elem f32",
     "mul_add_sum_backward_f32_1elem": "(a*b+a).sum().backward(), 1-elem",
@@ -30,6 +48,14 @@ WORKLOAD_TEXT = {
     "train_lenet_b64": "LeNet-5 step, batch 64",
     "train_cifar_cnn_b64": "CIFAR CNN step, batch 64",
     "train_lstm_b32": "LSTM 64-256 seq 32 + Linear step, batch 32",
+    "train_mlp_b128_bf16": "MLP step, batch 128, bf16 autocast",
+    "train_lenet_b64_bf16": "LeNet-5 step, batch 64, bf16 autocast",
+    "train_cifar_cnn_b64_bf16": "CIFAR CNN step, batch 64, bf16 autocast",
+    "train_lstm_b32_bf16": "LSTM step, batch 32, bf16 autocast",
+    "train_mlp_b128_f16": "MLP step, batch 128, f16 AMP",
+    "train_lenet_b64_f16": "LeNet-5 step, batch 64, f16 AMP",
+    "train_cifar_cnn_b64_f16": "CIFAR CNN step, batch 64, f16 AMP",
+    "train_lstm_b32_f16": "LSTM step, batch 32, f16 AMP",
     "adam_step_mlp": "Adam update of the MLP's 535,818 parameters",
     "max_pool2d_fwd_f32_k2s2_64x32x32x32": "max_pool2d 2x2 s2 [64,32,32,32] forward",
     "max_pool2d_bwd_f32_k2s2_64x32x32x32": "max_pool2d 2x2 s2 [64,32,32,32] backward",
@@ -100,17 +126,26 @@ def main(argv):
             ratio.append(f"{torch[0] / strata[0]:.2f}x faster than PyTorch"
                          if strata[0] <= torch[0]
                          else f"{strata[0] / torch[0]:.2f}x slower than PyTorch")
-        target = "-"
-        if device == "cpu" and workload in TARGETS and strata:
-            kind, bound, text = TARGETS[workload]
+        targets = []
+        if device == "cpu" and workload in TARGETS:
+            targets.append(TARGETS[workload])
+        targets += MIXED_TARGETS.get((device, workload), [])
+        verdicts = []
+        for kind, bound, text in targets if strata else []:
             if kind == "min_ratio_openblas":
                 ok = blas is not None and strata[0] >= bound * blas[0]
             elif kind == "min_speedup_torch":
                 ok = torch is not None and torch[0] >= bound * strata[0]
+            elif kind == "max_ratio_self":
+                own = results.get(("strata", device, workload.rsplit("_", 1)[0]))
+                ok = own is not None and strata[0] <= bound * own[0]
+                if own is not None:
+                    ratio.append(f"{strata[0] / own[0]:.2f}x Strata f32")
             else:
                 ok = strata[0] <= bound
             misses += 0 if ok else 1
-            target = f"{text}: {'met' if ok else 'MISSED'}"
+            verdicts.append(f"{text}: {'met' if ok else 'MISSED'}")
+        target = "; ".join(verdicts) or "-"
         table.append([device, WORKLOAD_TEXT.get(workload, workload), fmt(strata), fmt(torch),
                       fmt(blas), "; ".join(ratio) or "-", target])
 

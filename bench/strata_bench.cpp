@@ -17,6 +17,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -280,10 +281,12 @@ void bench_max_pool(const Options& opt, strata::Device device) {
 namespace nn = strata::nn;
 
 // `batch_dim`: the input axis that holds the batch (labels: one per row of it); 1 for the
-// time-major sequences of the recurrent rows.
+// time-major sequences of the recurrent rows. `precision` "bf16" runs the forward pass and the
+// loss under bf16 autocast; "f16" under f16 autocast with a GradScaler (PyTorch AMP's recipe);
+// the workload's name gets the suffix.
 void bench_train_step(const Options& opt, strata::Device device, const std::string& name,
                       nn::Module& net, const strata::Shape& input_shape, int64_t classes,
-                      size_t batch_dim = 0) {
+                      size_t batch_dim = 0, const std::string& precision = "f32") {
   strata::Backend& backend = strata::backend_for(device);
   const std::string dev = device.is_cpu() ? "cpu" : "cuda";
   net.to(device);
@@ -294,12 +297,27 @@ void bench_train_step(const Options& opt, strata::Device device, const std::stri
   const strata::Tensor y =
       strata::randint(0, classes, {input_shape[batch_dim]}, options.dtype(strata::kInt64), &gen);
   optim::SGD sgd(net.parameters(), {.lr = 0.01, .momentum = 0.9});
+  std::optional<strata::amp::GradScaler> scaler;
+  if (precision == "f16") scaler.emplace();
   double first_loss = 0.0, last_loss = 0.0;
   auto step = [&]() {
     sgd.zero_grad();
-    const strata::Tensor loss = nn::functional::cross_entropy(net(x), y);
-    loss.backward();
-    sgd.step();
+    strata::Tensor loss;
+    {
+      std::optional<strata::amp::AutocastGuard> autocast;
+      if (precision != "f32") {
+        autocast.emplace(device.type, precision == "f16" ? strata::kFloat16 : strata::kBFloat16);
+      }
+      loss = nn::functional::cross_entropy(net(x), y);
+    }
+    if (scaler) {
+      scaler->scale(loss).backward();
+      scaler->step(sgd);
+      scaler->update();
+    } else {
+      loss.backward();
+      sgd.step();
+    }
     return loss;
   };
   first_loss = step().item<double>();
@@ -310,10 +328,11 @@ void bench_train_step(const Options& opt, strata::Device device, const std::stri
       },
       opt.reps, 1.0, 1000);
   last_loss = step().item<double>();
+  const std::string row = precision == "f32" ? name : name + "_" + precision;
   // Sanity: repeated steps on one batch must lower its loss.
-  std::printf("# check %s: loss %.4f -> %.4f%s\n", name.c_str(), first_loss, last_loss,
+  std::printf("# check %s: loss %.4f -> %.4f%s\n", row.c_str(), first_loss, last_loss,
               last_loss < first_loss ? "" : "  MISMATCH (loss did not fall)");
-  report("strata." + dev + "." + name, s * 1e3, "ms");
+  report("strata." + dev + "." + row, s * 1e3, "ms");
 }
 
 // Sequence classifier: a one-layer LSTM over a time-major [T, B, 64] sequence; the last
@@ -332,28 +351,38 @@ struct LstmClassifier : nn::Module {
   }
 };
 
+// Each training step in float32, then in mixed precision: bf16 autocast on the CPU (PyTorch's
+// CPU default), f16 autocast with a GradScaler on CUDA (PyTorch AMP). Every model is built anew
+// from one seed, so both precisions start from the same weights.
 void bench_train(const Options& opt, strata::Device device) {
-  {
+  const std::vector<std::string> precisions = {"f32", device.is_cpu() ? "bf16" : "f16"};
+  for (const std::string& precision : precisions) {
+    strata::manual_seed(5);
     nn::Sequential mlp(nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(),
                        nn::Linear(256, 10));
-    bench_train_step(opt, device, "train_mlp_b128", mlp, {128, 784}, 10);
+    bench_train_step(opt, device, "train_mlp_b128", mlp, {128, 784}, 10, 0, precision);
   }
-  {
+  for (const std::string& precision : precisions) {
+    strata::manual_seed(5);
     nn::Sequential lenet(nn::Conv2d(1, 6, 5), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(6, 16, 5),
                          nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(16 * 4 * 4, 120),
                          nn::ReLU(), nn::Linear(120, 84), nn::ReLU(), nn::Linear(84, 10));
-    bench_train_step(opt, device, "train_lenet_b64", lenet, {64, 1, 28, 28}, 10);
+    bench_train_step(opt, device, "train_lenet_b64", lenet, {64, 1, 28, 28}, 10, 0, precision);
   }
-  {
+  for (const std::string& precision : precisions) {
+    strata::manual_seed(5);
     nn::Sequential cifar(nn::Conv2d(3, 32, 3, 1, 1), nn::ReLU(), nn::Conv2d(32, 32, 3, 1, 1),
                          nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
                          nn::Conv2d(64, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
                          nn::Linear(64 * 8 * 8, 512), nn::ReLU(), nn::Linear(512, 10));
-    bench_train_step(opt, device, "train_cifar_cnn_b64", cifar, {64, 3, 32, 32}, 10);
+    bench_train_step(opt, device, "train_cifar_cnn_b64", cifar, {64, 3, 32, 32}, 10, 0,
+                     precision);
   }
-  {
+  for (const std::string& precision : precisions) {
+    strata::manual_seed(5);
     LstmClassifier lstm;  // seq 32, batch 32, input 64, hidden 256
-    bench_train_step(opt, device, "train_lstm_b32", lstm, {32, 32, 64}, 10, /*batch_dim=*/1);
+    bench_train_step(opt, device, "train_lstm_b32", lstm, {32, 32, 64}, 10, /*batch_dim=*/1,
+                     precision);
   }
 }
 

@@ -133,20 +133,33 @@ def bench_max_pool(args, device, results):
         report(results, f"torch.{device.type}.max_pool2d_bwd_f32_{name}", s * 1e6, "us")
 
 
-def bench_train_step(args, device, results, name, net, input_shape, classes, batch_dim=0):
+def bench_train_step(args, device, results, name, net, input_shape, classes, batch_dim=0,
+                     precision="f32"):
     """One step: forward, cross-entropy, backward, SGD momentum 0.9 lr 0.01 (as strata_bench).
-    batch_dim: the input axis holding the batch (one label per row); 1 for time-major sequences."""
+    batch_dim: the input axis holding the batch (one label per row); 1 for time-major sequences.
+    precision: "bf16" runs forward and loss under torch.autocast with bf16; "f16" with f16 and
+    a GradScaler (AMP); the workload's name gets the suffix."""
     net = net.to(device).train()
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(*input_shape, generator=gen).to(device)
     y = torch.randint(0, classes, (input_shape[batch_dim],), generator=gen).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    low = {"bf16": torch.bfloat16, "f16": torch.float16}.get(precision)
+    scaler = torch.cuda.amp.GradScaler() if precision == "f16" else None
+    if precision != "f32":
+        name = f"{name}_{precision}"
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
+        with torch.autocast(device.type, dtype=low, enabled=low is not None):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
         return loss
 
     first = step().item()
@@ -198,23 +211,39 @@ def bench_adam_step(args, device, results):
 
 
 def bench_train(args, device, results):
+    """Each step in float32, then in mixed precision: bf16 autocast on the CPU, f16 AMP (autocast
+    and GradScaler) on CUDA, each model built anew from one seed (as strata_bench)."""
     nn = torch.nn
-    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                        nn.Linear(256, 10))
-    bench_train_step(args, device, results, "train_mlp_b128", mlp, (128, 784), 10)
-    lenet = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 4 * 4, 120),
-                          nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
-    bench_train_step(args, device, results, "train_lenet_b64", lenet, (64, 1, 28, 28), 10)
-    cifar = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(64 * 8 * 8, 512), nn.ReLU(), nn.Linear(512, 10))
-    bench_train_step(args, device, results, "train_cifar_cnn_b64", cifar, (64, 3, 32, 32), 10)
-    # seq 32, batch 32, input 64, hidden 256
-    bench_train_step(args, device, results, "train_lstm_b32", LstmClassifier(), (32, 32, 64), 10,
-                     batch_dim=1)
+    precisions = ["f32", "bf16" if device.type == "cpu" else "f16"]
+    for precision in precisions:
+        torch.manual_seed(5)
+        mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                            nn.Linear(256, 10))
+        bench_train_step(args, device, results, "train_mlp_b128", mlp, (128, 784), 10,
+                         precision=precision)
+    for precision in precisions:
+        torch.manual_seed(5)
+        lenet = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(16 * 4 * 4, 120), nn.ReLU(), nn.Linear(120, 84),
+                              nn.ReLU(), nn.Linear(84, 10))
+        bench_train_step(args, device, results, "train_lenet_b64", lenet, (64, 1, 28, 28), 10,
+                         precision=precision)
+    for precision in precisions:
+        torch.manual_seed(5)
+        cifar = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+                              nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                              nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(64 * 8 * 8, 512), nn.ReLU(),
+                              nn.Linear(512, 10))
+        bench_train_step(args, device, results, "train_cifar_cnn_b64", cifar, (64, 3, 32, 32),
+                         10, precision=precision)
+    for precision in precisions:
+        torch.manual_seed(5)
+        # seq 32, batch 32, input 64, hidden 256
+        bench_train_step(args, device, results, "train_lstm_b32", LstmClassifier(),
+                         (32, 32, 64), 10, batch_dim=1, precision=precision)
 
 
 def run_all(args, device, results):

@@ -3,13 +3,15 @@
 // float32 and once in the half type. The half run must keep the dtype (outputs and input
 // gradients) and agree with the float32 run within the dtype's tolerance, forward and
 // backward. (The CPU computes the half types in float32 and rounds each stored result, so the
-// differences are the roundings of intermediate results.)
+// differences are the roundings of intermediate results.) The same table runs on CUDA against
+// the CPU's half-precision results (skipped without a device).
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "cuda_test_util.h"
 #include "strata/strata.h"
 #include "test_util.h"
 
@@ -37,8 +39,9 @@ test::Tolerance half_tolerance(DType dtype) {
   return dtype == kFloat16 ? test::Tolerance{4e-3, 2e-3} : test::Tolerance{3e-2, 1.5e-2};
 }
 
-Tensor index_tensor(const std::vector<int64_t>& values, const Shape& shape = {}) {
-  return test::i64(values, shape);
+// int64 indices on the device of `like`.
+Tensor indices_on(const Tensor& like, const std::vector<int64_t>& values, const Shape& shape = {}) {
+  return test::i64(values, shape).to(like.device());
 }
 
 std::vector<HalfCase> cases() {
@@ -78,9 +81,9 @@ std::vector<HalfCase> cases() {
       {"cat", {{2, 3}, {4, 3}}, [](In x) { return cat({x[0], x[1]}, 0); }},
       {"stack", {{2, 3}, {2, 3}}, [](In x) { return stack({x[0], x[1]}, 1); }},
       {"index_select", {{5, 3}},
-       [](In x) { return index_select(x[0], 0, index_tensor({4, 0, 4, 2})); }},
+       [](In x) { return index_select(x[0], 0, indices_on(x[0], {4, 0, 4, 2})); }},
       {"gather", {{3, 4}},
-       [](In x) { return gather(x[0], 1, index_tensor({0, 3, 1, 1, 2, 0}, {3, 2})); }},
+       [](In x) { return gather(x[0], 1, indices_on(x[0], {0, 3, 1, 1, 2, 0}, {3, 2})); }},
       // ---- linear algebra: products of 8 terms accumulate in float32, one rounding stored
       {"matmul", {{2, 3, 8}, {8, 5}}, [](In x) { return matmul(x[0], x[1]); }},
       {"linear", {{4, 8}, {6, 8}, {6}}, [](In x) { return F::linear(x[0], x[1], x[2]); }},
@@ -98,7 +101,8 @@ std::vector<HalfCase> cases() {
       {"conv2d", {{2, 3, 6, 6}, {4, 3, 3, 3}, {4}},
        [](In x) { return F::conv2d(x[0], x[1], x[2], 1, 1); }},
       {"max_pool2d", {{2, 3, 6, 6}}, [](In x) { return F::max_pool2d(x[0], F::Size2(2, 2)); }},
-      {"avg_pool2d", {{2, 3, 6, 6}}, [](In x) { return F::avg_pool2d(x[0], {3, 3}, F::Size2(1, 1)); }},
+      {"avg_pool2d", {{2, 3, 6, 6}},
+       [](In x) { return F::avg_pool2d(x[0], {3, 3}, F::Size2(1, 1)); }},
       // ---- normalization, embedding, recurrent cells
       // Normalization divides by a standard deviation computed from stored values: a few
       // extra roundings.
@@ -108,7 +112,7 @@ std::vector<HalfCase> cases() {
       {"layer_norm", {{4, 6}, {6}, {6}},
        [](In x) { return F::layer_norm(x[0], {6}, x[1], x[2]); }, -2, 2, true, 2.0},
       {"embedding", {{5, 3}},
-       [](In x) { return F::embedding(index_tensor({1, 4, 1}), x[0]); }},
+       [](In x) { return F::embedding(indices_on(x[0], {1, 4, 1}), x[0]); }},
       // An LSTM step chains two products, four gate activations and the cell update.
       {"lstm_cell", {{2, 3}, {2, 4}, {2, 4}, {16, 3}, {16, 4}, {16}, {16}},
        [](In x) {
@@ -118,7 +122,7 @@ std::vector<HalfCase> cases() {
        -1, 1, true, 2.0},
       // ---- losses (the mean of per-sample losses)
       {"cross_entropy", {{4, 5}},
-       [](In x) { return F::cross_entropy(x[0], index_tensor({0, 4, 2, 2})); }},
+       [](In x) { return F::cross_entropy(x[0], indices_on(x[0], {0, 4, 2, 2})); }},
       {"mse_loss", {{4, 5}, {4, 5}}, [](In x) { return F::mse_loss(x[0], x[1]); }},
       {"bce_with_logits", {{4, 5}, {4, 5}},
        [](In x) { return F::binary_cross_entropy_with_logits(x[0], F::sigmoid(x[1])); }},
@@ -141,10 +145,11 @@ struct CaseRun {
   std::vector<Tensor> grads;
 };
 
-CaseRun run_case(const HalfCase& c, const std::vector<Tensor>& values, DType dtype) {
+CaseRun run_case(const HalfCase& c, const std::vector<Tensor>& values, DType dtype,
+                 Device device = Device(kCPU)) {
   std::vector<Tensor> inputs;
   for (const Tensor& v : values) {
-    Tensor input = v.to(dtype).detach();
+    Tensor input = v.to(dtype).to(device).detach();
     if (c.differentiable) input.set_requires_grad(true);
     inputs.push_back(input);
   }
@@ -152,8 +157,10 @@ CaseRun run_case(const HalfCase& c, const std::vector<Tensor>& values, DType dty
   run.output = c.fn(inputs);
   if (!c.differentiable) return run;
   // A fixed weighting of the outputs, so each output element sends a different gradient.
-  const Tensor weights =
-      test::random_f32(run.output.shape(), 0.5, 1.5, 99).to(dtype).to(run.output.dtype());
+  const Tensor weights = test::random_f32(run.output.shape(), 0.5, 1.5, 99)
+                            .to(dtype)
+                            .to(run.output.dtype())
+                            .to(device);
   sum(mul(run.output, weights)).backward();
   for (const Tensor& input : inputs) run.grads.push_back(input.grad());
   return run;
@@ -181,6 +188,25 @@ TEST_P(HalfOps, MatchesFloat32WithinTheDtypesTolerance) {
     EXPECT_EQ(half.grads[i].dtype(), dtype) << "a gradient has its input's dtype";
     // The backward pass stores its own intermediate results: twice the forward's slack.
     test::expect_close(half.grads[i], reference.grads[i], 2 * tol.rtol * c.slack,
+                       2 * tol.atol * c.slack);
+  }
+}
+
+// CUDA against the CPU, both in the half type: the same values up to the order of float32
+// accumulation (cuBLAS and cuDNN sum in another order), so within one half-precision rounding.
+TEST_P(HalfOps, CudaMatchesTheCpu) {
+  if (!cuda_is_available()) GTEST_SKIP() << test::cuda_unavailable_reason();
+  const auto& [c, dtype] = GetParam();
+  const std::vector<Tensor> values = representable_inputs(c, dtype);
+  const CaseRun cpu = run_case(c, values, dtype);
+  const CaseRun cuda = run_case(c, values, dtype, test::kCudaDevice);
+  const test::Tolerance tol = half_tolerance(dtype);
+  EXPECT_EQ(cuda.output.dtype(), cpu.output.dtype());
+  test::expect_close(cuda.output.cpu(), cpu.output, tol.rtol * c.slack, tol.atol * c.slack);
+  for (size_t i = 0; i < cpu.grads.size(); ++i) {
+    SCOPED_TRACE("gradient of input " + std::to_string(i));
+    EXPECT_EQ(cuda.grads[i].dtype(), dtype);
+    test::expect_close(cuda.grads[i].cpu(), cpu.grads[i], 2 * tol.rtol * c.slack,
                        2 * tol.atol * c.slack);
   }
 }
