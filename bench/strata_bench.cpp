@@ -23,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "strata/detail/cpu_memory.h"
 #include "strata/strata.h"
 
 namespace {
@@ -386,6 +387,40 @@ void bench_train(const Options& opt, strata::Device device) {
   }
 }
 
+// The activation memory of the CIFAR CNN step (CPU): the bytes held between the end of the
+// forward pass (loss included) and backward, that is what the tape saved, in float32 and under
+// bf16 autocast (the casts of the weights count too), and the peak over the whole step.
+void bench_activation_memory(const Options& opt, strata::Device device) {
+  (void)opt;
+  if (!device.is_cpu()) return;  // the CUDA side is detail::cuda_memory_stats's (a GPU run)
+  for (const std::string& precision : {std::string("f32"), std::string("bf16")}) {
+    strata::manual_seed(5);
+    nn::Sequential cifar(nn::Conv2d(3, 32, 3, 1, 1), nn::ReLU(), nn::Conv2d(32, 32, 3, 1, 1),
+                         nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
+                         nn::Conv2d(64, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                         nn::Linear(64 * 8 * 8, 512), nn::ReLU(), nn::Linear(512, 10));
+    strata::Generator gen(7);
+    const strata::Tensor x = strata::randn({64, 3, 32, 32}, {}, &gen);
+    const strata::Tensor y = strata::randint(0, 10, {64}, strata::kInt64, &gen);
+    strata::detail::start_cpu_memory_tracking();
+    strata::Tensor loss;
+    {
+      std::optional<strata::amp::AutocastGuard> autocast;
+      if (precision == "bf16") autocast.emplace(strata::kCPU, strata::kBFloat16);
+      loss = nn::functional::cross_entropy(cifar(x), y);
+    }
+    const int64_t saved = strata::detail::cpu_memory_stats().allocated_bytes;
+    loss.backward();
+    const int64_t peak = strata::detail::cpu_memory_stats().peak_allocated_bytes;
+    strata::detail::stop_cpu_memory_tracking();
+    const std::string suffix = precision == "f32" ? "" : "_" + precision;
+    report("strata.cpu.activation_memory_cifar_cnn_b64" + suffix, static_cast<double>(saved) / 1e6,
+           "MB");
+    report("strata.cpu.peak_memory_cifar_cnn_b64" + suffix, static_cast<double>(peak) / 1e6,
+           "MB");
+  }
+}
+
 // One Adam step (the update alone) over the parameters of the MLP 784-512-256-10 (535,818
 // values in 6 tensors), their gradients fixed.
 void bench_adam_step(const Options& opt, strata::Device device) {
@@ -418,6 +453,7 @@ void run_all(const Options& opt, strata::Device device) {
   if (opt.only.empty() || opt.only == "train") {
     bench_adam_step(opt, device);
     bench_train(opt, device);
+    bench_activation_memory(opt, device);
   }
 }
 

@@ -116,6 +116,10 @@ class CpuBackend final : public Backend {
                      uint64_t offset) override;
   void random_int(const Tensor& out, int64_t low, int64_t high, uint64_t seed,
                   uint64_t offset) override;
+
+ private:
+  // allocate() without the accounting of detail::cpu_memory_stats.
+  void* allocate_block(size_t nbytes);
 };
 
 }  // namespace strata::cpu

@@ -12,6 +12,7 @@
 // - at most kCacheLimit bytes stay cached; beyond that, freed blocks go back to the system,
 //   and a failed allocation empties the cache and tries once more.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "cpu_backend.h"
+#include "strata/detail/cpu_memory.h"
 #include "strata/error.h"
 
 namespace strata {
@@ -80,11 +82,29 @@ BlockCache& block_cache() {
   return *cache;
 }
 
+// The bytes handed out while tracking is on (detail::cpu_memory_stats).
+std::atomic<bool> g_tracking{false};
+std::atomic<int64_t> g_allocated{0};
+std::atomic<int64_t> g_peak{0};
+
+void count(int64_t delta) {
+  const int64_t now = g_allocated.fetch_add(delta, std::memory_order_relaxed) + delta;
+  int64_t peak = g_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
 }  // namespace
 
 Device CpuBackend::device() const { return Device(DeviceType::CPU); }
 
 void* CpuBackend::allocate(size_t nbytes) {
+  void* ptr = allocate_block(nbytes);
+  if (g_tracking.load(std::memory_order_relaxed)) count(static_cast<int64_t>(nbytes));
+  return ptr;
+}
+
+void* CpuBackend::allocate_block(size_t nbytes) {
   STRATA_CHECK(nbytes <= SIZE_MAX / 2, "cpu: cannot allocate ", nbytes, " bytes");
   if (nbytes >= kCacheFrom) {
     const size_t cls = size_class(nbytes);
@@ -105,6 +125,9 @@ void* CpuBackend::allocate(size_t nbytes) {
 }
 
 void CpuBackend::deallocate(void* ptr, size_t nbytes) {
+  if (ptr != nullptr && g_tracking.load(std::memory_order_relaxed)) {
+    count(-static_cast<int64_t>(nbytes));
+  }
   if (ptr != nullptr && nbytes >= kCacheFrom && block_cache().give(ptr, size_class(nbytes))) {
     return;
   }
@@ -127,6 +150,23 @@ void CpuBackend::copy_on_device(void* dst, const void* src, size_t nbytes) {
 void CpuBackend::synchronize() {}
 
 }  // namespace cpu
+
+namespace detail {
+
+void start_cpu_memory_tracking() {
+  cpu::g_allocated.store(0, std::memory_order_relaxed);
+  cpu::g_peak.store(0, std::memory_order_relaxed);
+  cpu::g_tracking.store(true, std::memory_order_relaxed);
+}
+
+void stop_cpu_memory_tracking() { cpu::g_tracking.store(false, std::memory_order_relaxed); }
+
+CpuMemoryStats cpu_memory_stats() {
+  return {cpu::g_allocated.load(std::memory_order_relaxed),
+          cpu::g_peak.load(std::memory_order_relaxed)};
+}
+
+}  // namespace detail
 
 Backend& cpu_backend() {
   static cpu::CpuBackend backend;

@@ -10,12 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "strata/detail/cpu_memory.h"
 #include "strata/strata.h"
 #include "test_util.h"
 
 namespace strata {
 namespace {
 
+namespace F = nn::functional;
 namespace fs = std::filesystem;
 using namespace train;  // NOLINT(google-build-using-namespace)
 
@@ -134,6 +136,33 @@ TEST(AmpWorkflow, EvaluateUnderAutocastAgreesWithFloat32) {
                              {.metrics = {"accuracy"}, .precision = MixedPrecision::BFloat16});
   EXPECT_NEAR(bf16.at("loss"), f32.at("loss"), 0.02 + 0.02 * f32.at("loss"));
   EXPECT_NEAR(bf16.at("accuracy"), f32.at("accuracy"), 0.02);
+}
+
+// What the tape holds between forward and backward, counted by the CPU backend: autocast
+// stores the convolutions' and activations' outputs in bf16, so about half as many bytes (the
+// max-pool indices stay int64 and the weights' casts are added).
+TEST(AmpWorkflow, AutocastHalvesTheMemorySavedForBackward) {
+  const auto saved_bytes = [](bool autocast_on) {
+    manual_seed(3);
+    nn::Sequential net(nn::Conv2d(3, 16, 3, 1, 1), nn::ReLU(), nn::Conv2d(16, 16, 3, 1, 1),
+                       nn::ReLU(), nn::Flatten(), nn::Linear(16 * 16 * 16, 10));
+    const Tensor x = randn({32, 3, 16, 16});
+    const Tensor labels = randint(0, 10, {32});
+    detail::start_cpu_memory_tracking();
+    Tensor loss;
+    {
+      amp::AutocastGuard autocast(kCPU, kBFloat16, autocast_on);
+      loss = F::cross_entropy(net(x), labels);
+    }
+    const int64_t saved = detail::cpu_memory_stats().allocated_bytes;
+    loss.backward();
+    EXPECT_GE(detail::cpu_memory_stats().peak_allocated_bytes, saved);
+    detail::stop_cpu_memory_tracking();
+    return static_cast<double>(saved);
+  };
+  const double f32 = saved_bytes(false), bf16 = saved_bytes(true);
+  EXPECT_GT(f32, 4 * 32 * 16 * 16 * 16 * 4.0) << "four [32,16,16,16] f32 activations at least";
+  EXPECT_LT(bf16, 0.6 * f32) << "f32 " << f32 << " bytes, bf16 " << bf16;
 }
 
 TEST(AmpWorkflow, PrecisionNames) {
