@@ -1,4 +1,5 @@
-// Batched matrix product of the CPU backend through OpenBLAS GEMM (float32 and float64).
+// Batched matrix product of the CPU backend through OpenBLAS GEMM (float32 and float64; bf16
+// through oneDNN where the CPU has bf16 instructions, see onednn_matmul.h).
 // out is contiguous [B, M, N]; a [B, M, K] and b [B, K, N] have any strides. An operand whose
 // matrix is row-major (unit column stride) or column-major (unit row stride) goes to BLAS in
 // place, as NoTrans or Trans with its stride as leading dimension; any other operand (a
@@ -12,6 +13,7 @@
 
 #include "blas.h"
 #include "cpu_backend.h"
+#include "onednn_matmul.h"
 #include "strata/detail/float32_staging.h"
 #include "strata/error.h"
 #include "strata/tensor.h"
@@ -101,6 +103,10 @@ void matmul_typed(const Tensor& out, const Tensor& a, const Tensor& b, bool accu
 }  // namespace
 
 void CpuBackend::matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
+  if (out.dtype() == DType::BFloat16 && onednn_bf16_matmul_available() && out.numel() > 0 &&
+      a.size(2) > 0) {
+    return onednn_bf16_matmul(out, a, b, accumulate);
+  }
   if (detail::any_reduced_floating({&out, &a, &b})) {
     detail::Float32Staging stage;
     matmul(stage.output(out), stage.input(a), stage.input(b), accumulate);

@@ -220,6 +220,46 @@ std::vector<std::tuple<HalfCase, DType>> all_cases() {
   return out;
 }
 
+// The bf16 product kernel itself (oneDNN on CPUs with AVX512-BF16, float32 OpenBLAS
+// elsewhere) on the layouts matmul hands it: odd sizes, transposed operands, a broadcast
+// batch, accumulation. Against the float32 product of the same values, rounded once to bf16:
+// within one bf16 rounding (the two sum in different orders).
+TEST(HalfMatmulKernel, Bfloat16MatchesTheRoundedFloat32Product) {
+  struct Case {
+    int64_t batch, m, n, k;
+    bool a_transposed, b_transposed, b_broadcast, accumulate;
+  };
+  const Case cases[] = {{1, 1, 1, 1, false, false, false, false},
+                        {1, 7, 33, 19, false, false, false, false},
+                        {3, 17, 5, 64, true, false, false, false},
+                        {2, 9, 40, 31, false, true, false, true},
+                        {4, 16, 16, 3, true, true, true, false},
+                        {2, 65, 130, 257, false, true, true, true}};
+  Backend& cpu = cpu_backend();
+  uint32_t seed = 5;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message()
+                 << c.batch << "x" << c.m << "x" << c.n << "x" << c.k
+                 << (c.a_transposed ? " a^T" : "") << (c.b_transposed ? " b^T" : "")
+                 << (c.b_broadcast ? " b broadcast" : "") << (c.accumulate ? " accumulate" : ""));
+    const auto operand = [&](int64_t batch, int64_t rows, int64_t cols, bool transposed) {
+      Tensor t = test::random_f32(transposed ? Shape{batch, cols, rows} : Shape{batch, rows, cols},
+                                  -2, 2, seed++)
+                     .to(kBFloat16);
+      return transposed ? t.transpose(1, 2) : t;
+    };
+    const Tensor a = operand(c.batch, c.m, c.k, c.a_transposed);
+    Tensor b = operand(c.b_broadcast ? 1 : c.batch, c.k, c.n, c.b_transposed);
+    if (c.b_broadcast) b = b.expand({c.batch, c.k, c.n});
+    const Tensor start = test::random_f32({c.batch, c.m, c.n}, -1, 1, seed++).to(kBFloat16);
+    Tensor out = start.clone();
+    cpu.matmul(out, a, b, c.accumulate);
+    Tensor expected = start.to(kFloat32);
+    cpu.matmul(expected, a.to(kFloat32), b.to(kFloat32), c.accumulate);
+    test::expect_close(out, expected.to(kBFloat16), 1.0 / 128, 1e-2);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Table, HalfOps, ::testing::ValuesIn(all_cases()),
     [](const ::testing::TestParamInfo<std::tuple<HalfCase, DType>>& param_info) {
