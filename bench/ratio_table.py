@@ -146,7 +146,7 @@ def main(argv):
                 own = results.get(("strata", device, workload.rsplit("_", 1)[0]))
                 ok = own is not None and strata[0] <= bound * own[0]
                 if own is not None:
-                    ratio.append(f"{strata[0] / own[0]:.2f}x Strata f32's")
+                    ratio.append(f"{strata[0] / own[0]:.2f}x Strata f32")
             else:
                 ok = strata[0] <= bound
             misses += 0 if ok else 1

@@ -201,13 +201,10 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const std::vector<Te
   STRATA_ASSERT(grads.size() == params.size() && u.steps.size() == params.size(),
                 "cpu optimizer_update: ", params.size(), " params, ", grads.size(), " grads, ",
                 u.steps.size(), " steps");
-  bool reduced = detail::any_reduced_floating(params) || detail::any_reduced_floating(grads);
-  for (const auto& tensors : state) reduced = reduced || detail::any_reduced_floating(tensors);
-  if (reduced) {
+  if (detail::any_reduced_floating(params) || detail::any_reduced_floating(grads) ||
+      detail::any_reduced_floating(state)) {
     detail::Float32Staging stage;
-    std::vector<std::vector<Tensor>> wide_state;
-    for (const auto& tensors : state) wide_state.push_back(stage.outputs(tensors));
-    optimizer_update(u, stage.outputs(params), stage.inputs(grads), wide_state);
+    optimizer_update(u, stage.outputs(params), stage.inputs(grads), stage.outputs(state));
     return stage.finish();
   }
   for (size_t i = 0; i < params.size(); ++i) {

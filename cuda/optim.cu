@@ -368,13 +368,10 @@ void update_dtype(CudaBackend& backend, const OptimizerUpdate& u,
 void CudaBackend::optimizer_update(const OptimizerUpdate& u, const std::vector<Tensor>& params,
                                    const std::vector<Tensor>& grads,
                                    const std::vector<std::vector<Tensor>>& state) {
-  bool reduced = detail::any_reduced_floating(params) || detail::any_reduced_floating(grads);
-  for (const auto& tensors : state) reduced = reduced || detail::any_reduced_floating(tensors);
-  if (reduced) {
+  if (detail::any_reduced_floating(params) || detail::any_reduced_floating(grads) ||
+      detail::any_reduced_floating(state)) {
     detail::Float32Staging stage;
-    std::vector<std::vector<Tensor>> wide_state;
-    for (const auto& tensors : state) wide_state.push_back(stage.outputs(tensors));
-    optimizer_update(u, stage.outputs(params), stage.inputs(grads), wide_state);
+    optimizer_update(u, stage.outputs(params), stage.inputs(grads), stage.outputs(state));
     return stage.finish();
   }
   STRATA_ASSERT(grads.size() == params.size() && u.steps.size() == params.size(),

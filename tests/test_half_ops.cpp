@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -257,6 +258,37 @@ TEST(HalfMatmulKernel, Bfloat16MatchesTheRoundedFloat32Product) {
     Tensor expected = start.to(kFloat32);
     cpu.matmul(expected, a.to(kFloat32), b.to(kFloat32), c.accumulate);
     test::expect_close(out, expected.to(kBFloat16), 1.0 / 128, 1e-2);
+  }
+}
+
+// Optimizers update half-precision parameters too (through float32, state included): two steps
+// of SGD with momentum and of Adam from the same values as a float32 run.
+TEST(HalfOptimizer, StepsMatchFloat32WithinTheDtypesTolerance) {
+  for (DType dtype : {kFloat16, kBFloat16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor start = test::random_f32({3, 4}, -1, 1, 21).to(dtype).to(kFloat32);
+    const Tensor grad = test::random_f32({3, 4}, -1, 1, 22).to(dtype).to(kFloat32);
+    const auto run = [&](DType param_dtype, bool adam) {
+      Tensor p = start.to(param_dtype).clone().detach();  // never start's own storage
+      p.set_requires_grad(true);
+      std::unique_ptr<optim::Optimizer> opt;
+      if (adam) {
+        opt = std::make_unique<optim::Adam>(std::vector<Tensor>{p}, optim::AdamOptions{.lr = 0.1});
+      } else {
+        opt = std::make_unique<optim::SGD>(std::vector<Tensor>{p},
+                                           optim::SGDOptions{.lr = 0.1, .momentum = 0.9});
+      }
+      for (int step = 0; step < 2; ++step) {
+        p.mutable_grad() = grad.to(param_dtype);
+        opt->step();
+      }
+      EXPECT_EQ(p.dtype(), param_dtype);
+      return p.detach().to(kFloat32);
+    };
+    const test::Tolerance tol = half_tolerance(dtype);
+    for (bool adam : {false, true}) {
+      test::expect_close(run(dtype, adam), run(kFloat32, adam), tol.rtol, tol.atol);
+    }
   }
 }
 

@@ -32,6 +32,13 @@ bool any_reduced_floating(const std::vector<Tensor>& tensors) {
   return false;
 }
 
+bool any_reduced_floating(const std::vector<std::vector<Tensor>>& lists) {
+  for (const std::vector<Tensor>& list : lists) {
+    if (any_reduced_floating(list)) return true;
+  }
+  return false;
+}
+
 Tensor Float32Staging::input(const Tensor& t) { return is_reduced(t) ? widened(t) : t; }
 
 std::vector<Tensor> Float32Staging::inputs(const std::vector<Tensor>& ts) {
@@ -52,6 +59,14 @@ std::vector<Tensor> Float32Staging::outputs(const std::vector<Tensor>& ts) {
   std::vector<Tensor> out;
   out.reserve(ts.size());
   for (const Tensor& t : ts) out.push_back(output(t));
+  return out;
+}
+
+std::vector<std::vector<Tensor>> Float32Staging::outputs(
+    const std::vector<std::vector<Tensor>>& lists) {
+  std::vector<std::vector<Tensor>> out;
+  out.reserve(lists.size());
+  for (const std::vector<Tensor>& list : lists) out.push_back(outputs(list));
   return out;
 }
 

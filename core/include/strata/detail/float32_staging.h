@@ -24,6 +24,7 @@ namespace strata::detail {
 // True when any defined tensor among `tensors` is f16 or bf16.
 bool any_reduced_floating(std::initializer_list<const Tensor*> tensors);
 bool any_reduced_floating(const std::vector<Tensor>& tensors);
+bool any_reduced_floating(const std::vector<std::vector<Tensor>>& lists);
 
 class Float32Staging {
  public:
@@ -39,6 +40,7 @@ class Float32Staging {
   // accumulate into their output read them), narrowed back into `t` by finish().
   Tensor output(const Tensor& t);
   std::vector<Tensor> outputs(const std::vector<Tensor>& ts);
+  std::vector<std::vector<Tensor>> outputs(const std::vector<std::vector<Tensor>>& lists);
 
   // Narrows every output twin back into its tensor. Call once, after the kernel.
   void finish();
