@@ -35,6 +35,8 @@ MIXED_TARGETS = {
         ("max_ratio_self", 1.3, "<= 1.3x Strata f32")],
     ("cpu", "activation_memory_cifar_cnn_b64_bf16"): [
         ("max_ratio_self", 0.55, "<= 0.55x f32's")],
+    ("cuda", "activation_memory_cifar_cnn_b64_f16"): [
+        ("max_ratio_self", 0.55, "<= 0.55x f32's")],
     ("cuda", "train_cifar_cnn_b64_f16"): [
         ("min_speedup_torch", 1.0, "as fast as PyTorch AMP"),
         ("max_ratio_self", 1 / 1.5, ">= 1.5x Strata f32")],
@@ -60,6 +62,7 @@ WORKLOAD_TEXT = {
     "train_lstm_b32_f16": "LSTM step, batch 32, f16 AMP",
     "activation_memory_cifar_cnn_b64": "CIFAR CNN b64: saved for backward, f32",
     "activation_memory_cifar_cnn_b64_bf16": "CIFAR CNN b64: saved for backward, bf16",
+    "activation_memory_cifar_cnn_b64_f16": "CIFAR CNN b64: saved for backward, f16",
     "peak_memory_cifar_cnn_b64": "CIFAR CNN b64: peak over the step, f32",
     "peak_memory_cifar_cnn_b64_bf16": "CIFAR CNN b64: peak over the step, bf16",
     "adam_step_mlp": "Adam update of the MLP's 535,818 parameters",
