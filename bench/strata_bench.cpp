@@ -282,6 +282,22 @@ void bench_max_pool(const Options& opt, strata::Device device) {
 
 namespace nn = strata::nn;
 
+// Autocast for `precision` ("bf16", "f16"; nothing for "f32") in `guard`, for its scope.
+void start_autocast(std::optional<strata::amp::AutocastGuard>& guard, strata::Device device,
+                    const std::string& precision) {
+  if (precision != "f32") {
+    guard.emplace(device.type, precision == "f16" ? strata::kFloat16 : strata::kBFloat16);
+  }
+}
+
+// The CIFAR-10 CNN of the training and memory rows: two conv-conv-pool blocks, two linear layers.
+nn::Sequential cifar_cnn() {
+  return nn::Sequential(nn::Conv2d(3, 32, 3, 1, 1), nn::ReLU(), nn::Conv2d(32, 32, 3, 1, 1),
+                        nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
+                        nn::Conv2d(64, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                        nn::Linear(64 * 8 * 8, 512), nn::ReLU(), nn::Linear(512, 10));
+}
+
 // `batch_dim`: the input axis that holds the batch (labels: one per row of it); 1 for the
 // time-major sequences of the recurrent rows. `precision` "bf16" runs the forward pass and the
 // loss under bf16 autocast; "f16" under f16 autocast with a GradScaler (PyTorch AMP's recipe);
@@ -307,9 +323,7 @@ void bench_train_step(const Options& opt, strata::Device device, const std::stri
     strata::Tensor loss;
     {
       std::optional<strata::amp::AutocastGuard> autocast;
-      if (precision != "f32") {
-        autocast.emplace(device.type, precision == "f16" ? strata::kFloat16 : strata::kBFloat16);
-      }
+      start_autocast(autocast, device, precision);
       loss = nn::functional::cross_entropy(net(x), y);
     }
     if (scaler) {
@@ -373,10 +387,7 @@ void bench_train(const Options& opt, strata::Device device) {
   }
   for (const std::string& precision : precisions) {
     strata::manual_seed(5);
-    nn::Sequential cifar(nn::Conv2d(3, 32, 3, 1, 1), nn::ReLU(), nn::Conv2d(32, 32, 3, 1, 1),
-                         nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
-                         nn::Conv2d(64, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
-                         nn::Linear(64 * 8 * 8, 512), nn::ReLU(), nn::Linear(512, 10));
+    nn::Sequential cifar = cifar_cnn();
     bench_train_step(opt, device, "train_cifar_cnn_b64", cifar, {64, 3, 32, 32}, 10, 0,
                      precision);
   }
@@ -404,10 +415,7 @@ void bench_activation_memory(const Options& opt, strata::Device device) {
   const std::string low = device.is_cpu() ? "bf16" : "f16";
   for (const std::string& precision : {std::string("f32"), low}) {
     strata::manual_seed(5);
-    nn::Sequential cifar(nn::Conv2d(3, 32, 3, 1, 1), nn::ReLU(), nn::Conv2d(32, 32, 3, 1, 1),
-                         nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(),
-                         nn::Conv2d(64, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
-                         nn::Linear(64 * 8 * 8, 512), nn::ReLU(), nn::Linear(512, 10));
+    nn::Sequential cifar = cifar_cnn();
     cifar.to(device);
     strata::Generator gen(7);
     const auto options = strata::TensorOptions().device(device);
@@ -418,9 +426,7 @@ void bench_activation_memory(const Options& opt, strata::Device device) {
     strata::Tensor loss;
     {
       std::optional<strata::amp::AutocastGuard> autocast;
-      if (precision != "f32") {
-        autocast.emplace(device.type, precision == "f16" ? strata::kFloat16 : strata::kBFloat16);
-      }
+      start_autocast(autocast, device, precision);
       loss = nn::functional::cross_entropy(cifar(x), y);
     }
     const int64_t saved = allocated() - before;

@@ -20,11 +20,16 @@
 
 namespace strata::test {
 
+// The path of a file in tests/data ($STRATA_TEST_DATA overrides the folder).
+inline std::string data_path(const std::string& name) {
+  const char* dir = std::getenv("STRATA_TEST_DATA");
+  return std::string(dir ? dir : STRATA_TEST_DATA_DIR) + "/" + name;
+}
+
 class Fixture {
  public:
   explicit Fixture(const std::string& file) : file_(file) {
-    const char* dir = std::getenv("STRATA_TEST_DATA");
-    const std::string path = std::string(dir ? dir : STRATA_TEST_DATA_DIR) + "/" + file;
+    const std::string path = data_path(file);
     std::ifstream in(path);
     STRATA_CHECK(in.good(), "fixture: cannot open ", path);
     std::string header;

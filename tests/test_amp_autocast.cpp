@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "fixtures.h"
 #include "strata/amp/autocast.h"
 #include "strata/strata.h"
 #include "test_util.h"
@@ -123,8 +124,7 @@ struct Expectation {
 
 // The table's expectations for the CPU with bf16 (see the file's NOTE).
 std::vector<Expectation> expectations() {
-  const char* dir = std::getenv("STRATA_TEST_DATA");
-  const std::string path = std::string(dir ? dir : STRATA_TEST_DATA_DIR) + "/autocast_dtypes.txt";
+  const std::string path = test::data_path("autocast_dtypes.txt");
   std::ifstream in(path);
   STRATA_CHECK(in.good(), "cannot open ", path);
   std::map<std::string, std::vector<Expectation>> cpu, cuda;

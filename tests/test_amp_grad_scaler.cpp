@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "fixtures.h"
 #include "strata/amp/grad_scaler.h"
 #include "strata/strata.h"
 #include "test_util.h"
@@ -35,8 +36,7 @@ struct TraceStep {
 
 // The runs of grad_scaler.txt by name ("interval3", "interval2000").
 std::map<std::string, std::vector<TraceStep>> read_trace() {
-  const char* dir = std::getenv("STRATA_TEST_DATA");
-  const std::string path = std::string(dir ? dir : STRATA_TEST_DATA_DIR) + "/grad_scaler.txt";
+  const std::string path = test::data_path("grad_scaler.txt");
   std::ifstream in(path);
   STRATA_CHECK(in.good(), "cannot open ", path);
   std::map<std::string, std::vector<TraceStep>> runs;

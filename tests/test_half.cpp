@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fixtures.h"
 #include "strata/strata.h"
 #include "test_util.h"
 
@@ -19,8 +20,7 @@ namespace strata {
 namespace {
 
 std::vector<uint8_t> read_data_file(const std::string& name) {
-  const char* dir = std::getenv("STRATA_TEST_DATA");
-  const std::string path = std::string(dir ? dir : STRATA_TEST_DATA_DIR) + "/" + name;
+  const std::string path = test::data_path(name);
   std::ifstream in(path, std::ios::binary);
   STRATA_CHECK(in.good(), "cannot open ", path);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fixtures.h"
 #include "strata/io/safetensors.h"
 #include "strata/strata.h"
 #include "test_files.h"
@@ -29,10 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string data_path(const std::string& name) {
-  const char* dir = std::getenv("STRATA_TEST_DATA");
-  return std::string(dir ? dir : STRATA_TEST_DATA_DIR) + "/" + name;
-}
+using test::data_path;
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -13,7 +13,7 @@
 namespace strata::amp {
 
 GradScaler::GradScaler(const GradScalerOptions& options)
-    : options_(options), enabled_(options.enabled), scale_(static_cast<float>(options.init_scale)) {
+    : options_(options), scale_(static_cast<float>(options.init_scale)) {
   STRATA_CHECK(std::isfinite(options.init_scale) && options.init_scale > 0.0,
                "GradScaler: init_scale must be positive and finite, got ", options.init_scale);
   STRATA_CHECK(options.growth_factor > 1.0, "GradScaler: growth_factor must be > 1, got ",
@@ -26,14 +26,14 @@ GradScaler::GradScaler(const GradScalerOptions& options)
 
 Tensor GradScaler::scale(const Tensor& loss) const {
   detail::check_defined(loss, "GradScaler::scale", "the loss");
-  if (!enabled_) return loss;
+  if (!is_enabled()) return loss;
   STRATA_CHECK(is_floating(loss.dtype()), "GradScaler::scale: the loss must be floating, got ",
                detail::describe(loss));
   return mul(loss, static_cast<double>(scale_));
 }
 
 void GradScaler::unscale_(optim::Optimizer& optimizer) {
-  if (!enabled_) return;
+  if (!is_enabled()) return;
   OptimizerRecord& record = records_[&optimizer];
   STRATA_CHECK(record.stage != Stage::Unscaled, "GradScaler::unscale_: already called on this ",
                optimizer.name(), " optimizer since the last update(); call it once per "
@@ -44,7 +44,6 @@ void GradScaler::unscale_(optim::Optimizer& optimizer) {
   // PyTorch computes 1 / scale in float64 and rounds it to float32.
   const double inv_scale = static_cast<float>(1.0 / static_cast<double>(scale_));
   std::map<std::string, std::vector<Tensor>> by_device;
-  std::map<std::string, Device> devices;
   for (const optim::ParamGroup& group : optimizer.param_groups()) {
     for (const Tensor& param : group.params) {
       const Tensor grad = param.grad();
@@ -56,11 +55,10 @@ void GradScaler::unscale_(optim::Optimizer& optimizer) {
       STRATA_CHECK(grad.is_contiguous(), "GradScaler::unscale_: the gradient of ",
                    detail::describe(param), " is not contiguous");
       by_device[grad.device().str()].push_back(grad);
-      devices.emplace(grad.device().str(), grad.device());
     }
   }
   for (auto& [name, grads] : by_device) {
-    const Device device = devices.at(name);
+    const Device device = grads.front().device();
     Tensor& flag = record.found_inf[name];
     flag = zeros({1}, TensorOptions(DType::Float32).device(device));
     backend_for(device).non_finite_check_and_unscale(grads, flag, inv_scale);
@@ -69,15 +67,18 @@ void GradScaler::unscale_(optim::Optimizer& optimizer) {
   record.stage = Stage::Unscaled;
 }
 
-bool GradScaler::found_inf(const OptimizerRecord& record) const {
-  for (const auto& [device, flag] : record.found_inf) {
-    if (flag.item<float>() != 0.0f) return true;
+bool GradScaler::found_inf(OptimizerRecord& record) {
+  if (!record.found_on_host) {
+    record.found_on_host = false;
+    for (const auto& [device, flag] : record.found_inf) {
+      if (flag.item<float>() != 0.0f) record.found_on_host = true;
+    }
   }
-  return false;
+  return *record.found_on_host;
 }
 
 bool GradScaler::step(optim::Optimizer& optimizer) {
-  if (!enabled_) {
+  if (!is_enabled()) {
     optimizer.step();
     return true;
   }
@@ -95,14 +96,14 @@ bool GradScaler::step(optim::Optimizer& optimizer) {
 }
 
 void GradScaler::update(std::optional<double> new_scale) {
-  if (!enabled_) return;
+  if (!is_enabled()) return;
   if (new_scale) {
     STRATA_CHECK(std::isfinite(*new_scale) && *new_scale > 0.0,
                  "GradScaler::update: new_scale must be positive and finite, got ", *new_scale);
     scale_ = static_cast<float>(*new_scale);
   } else {
     bool checked = false, found = false;
-    for (const auto& [optimizer, record] : records_) {
+    for (auto& [optimizer, record] : records_) {
       checked = checked || !record.found_inf.empty();
       found = found || found_inf(record);
     }
@@ -123,7 +124,7 @@ void GradScaler::update(std::optional<double> new_scale) {
 }
 
 std::map<std::string, double> GradScaler::state_dict() const {
-  if (!enabled_) return {};
+  if (!is_enabled()) return {};
   return {{"scale", static_cast<double>(scale_)},
           {"growth_factor", options_.growth_factor},
           {"backoff_factor", options_.backoff_factor},
@@ -132,7 +133,7 @@ std::map<std::string, double> GradScaler::state_dict() const {
 }
 
 void GradScaler::load_state_dict(const std::map<std::string, double>& state) {
-  STRATA_CHECK(enabled_, "GradScaler::load_state_dict: this scaler is disabled; a disabled "
+  STRATA_CHECK(is_enabled(), "GradScaler::load_state_dict: this scaler is disabled; a disabled "
                "scaler has no state to load");
   for (const char* key : {"scale", "growth_factor", "backoff_factor", "growth_interval",
                           "_growth_tracker"}) {

@@ -60,9 +60,9 @@ class GradScaler {
   // growth_interval clean steps. `new_scale` sets it directly instead.
   void update(std::optional<double> new_scale = std::nullopt);
 
-  double get_scale() const { return enabled_ ? static_cast<double>(scale_) : 1.0; }
+  double get_scale() const { return is_enabled() ? static_cast<double>(scale_) : 1.0; }
   int64_t growth_tracker() const { return growth_tracker_; }
-  bool is_enabled() const { return enabled_; }
+  bool is_enabled() const { return options_.enabled; }
   const GradScalerOptions& options() const { return options_; }
 
   // PyTorch's state_dict keys: "scale", "growth_factor", "backoff_factor", "growth_interval",
@@ -76,11 +76,12 @@ class GradScaler {
   struct OptimizerRecord {
     Stage stage = Stage::Ready;
     std::map<std::string, Tensor> found_inf;  // one float32 flag per device, by device name
+    std::optional<bool> found_on_host;        // the flags read back, once (a device sync)
   };
-  bool found_inf(const OptimizerRecord& record) const;
+  // Whether any of the record's flags is set; reads them on the first call only.
+  static bool found_inf(OptimizerRecord& record);
 
   GradScalerOptions options_;
-  bool enabled_;
   float scale_;
   int64_t growth_tracker_ = 0;
   std::unordered_map<const optim::Optimizer*, OptimizerRecord> records_;
