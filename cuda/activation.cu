@@ -69,7 +69,8 @@ __device__ T activation_value(Activation act, T x, T alpha) {
 template <typename T>
 __device__ T activation_derivative(Activation act, T x, T y, T alpha) {
   switch (act) {
-    case Activation::Relu: return x > T(0) ? T(1) : T(0);
+    case Activation::Relu:
+      return y > T(0) ? T(1) : T(0);  // y > 0 exactly where x > 0
     case Activation::Sigmoid: return y * (T(1) - y);
     case Activation::Tanh: return T(1) - y * y;
     case Activation::LeakyRelu: return x > T(0) ? T(1) : alpha;
@@ -101,15 +102,16 @@ __global__ void activation_forward_grid_stride_kernel(Activation act, T* out, co
   }
 }
 
-// grad_in[i] = f'(in[i]) * grad_out[i]; grad_in may be grad_out. `out` (f(in)) may be null: y
-// is then recomputed from x.
+// grad_in[i] = f'(in[i]) * grad_out[i]; grad_in may be grad_out. Relu, sigmoid and tanh get
+// `out` (f(in)) and `in` null; the others get `in`, and `out` may be null: y is then
+// recomputed from x.
 template <typename T>
 __global__ void activation_backward_grid_stride_kernel(Activation act, T* grad_in,
                                                        const T* grad_out, const T* in,
                                                        const T* out, T alpha, int64_t n) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-    const T x = in[i];
+    const T x = in != nullptr ? in[i] : T(0);
     const T y = out != nullptr ? out[i] : activation_value(act, x, alpha);
     grad_in[i] = activation_derivative(act, x, y, alpha) * grad_out[i];
   }
@@ -133,12 +135,12 @@ void launch_activation_backward(CudaBackend& backend, Activation act, const Tens
                                 const Tensor& grad_out, const Tensor& in, const Tensor& out,
                                 double alpha) {
   const int64_t n = grad_in.numel();
-  activation_backward_grid_stride_kernel<T><<<grid_size(n, backend.max_blocks()), kBlockSize, 0,
-                                              backend.stream()>>>(
-      act, static_cast<T*>(grad_in.raw_data()), static_cast<const T*>(grad_out.raw_data()),
-      static_cast<const T*>(in.raw_data()),
-      out.defined() ? static_cast<const T*>(out.raw_data()) : nullptr,
-      static_cast<T>(alpha), n);
+  activation_backward_grid_stride_kernel<T>
+      <<<grid_size(n, backend.max_blocks()), kBlockSize, 0, backend.stream()>>>(
+          act, static_cast<T*>(grad_in.raw_data()), static_cast<const T*>(grad_out.raw_data()),
+          in.defined() ? static_cast<const T*>(in.raw_data()) : nullptr,
+          out.defined() ? static_cast<const T*>(out.raw_data()) : nullptr, static_cast<T>(alpha),
+          n);
   CUDA_KERNEL_CHECK();
 }
 

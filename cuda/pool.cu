@@ -8,9 +8,9 @@
 //   can contain it and sums their gradient (max: where indices == this position; average: the
 //   window's share). No atomics: the result is deterministic, and the sum runs in the same
 //   (row-major output) order as the CPU's scatter, so both backends agree bit for bit.
-#include <cuda/std/limits>
-
 #include <cstdint>
+#include <cuda/std/limits>
+#include <cuda/std/type_traits>
 
 #include "common.h"
 #include "cuda_backend.h"
@@ -57,40 +57,63 @@ __device__ __forceinline__ bool is_nan(T v) {
 
 // ---- kernels -------------------------------------------------------------------------------
 
+// Index types: int64_t holds flat positions h*W + w; uint8_t holds tap numbers (row-major
+// over the kernel_h x kernel_w taps of the window).
+template <typename I>
+inline constexpr bool kTapIndices = ::cuda::std::is_same_v<I, uint8_t>;
+
 // out, indices [planes, P, Q] from x [planes, H, W]: one output element per iteration.
-template <typename T>
-__global__ void max_pool2d_forward_kernel(T* out, int64_t* indices, const T* x, PoolGeometry g,
+template <typename T, typename I>
+__global__ void max_pool2d_forward_kernel(T* out, I* indices, const T* x, PoolGeometry g,
                                           int64_t n) {
   const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
        k += step) {
     const int64_t ow = k % g.q, oh = (k / g.q) % g.p, plane = k / (g.p * g.q);
-    const Window hw = window_at(oh * g.stride_h - g.pad_h, g.kernel_h, g.dilation_h, g.h);
-    const Window ww = window_at(ow * g.stride_w - g.pad_w, g.kernel_w, g.dilation_w, g.w);
+    const int64_t start_h = oh * g.stride_h - g.pad_h, start_w = ow * g.stride_w - g.pad_w;
+    const Window hw = window_at(start_h, g.kernel_h, g.dilation_h, g.h);
+    const Window ww = window_at(start_w, g.kernel_w, g.dilation_w, g.w);
     const T* x_plane = x + plane * g.h * g.w;
     T best = -::cuda::std::numeric_limits<T>::infinity();
-    int64_t best_index = hw.begin * g.w + ww.begin;
+    int64_t best_h = hw.begin, best_w = ww.begin;
     for (int64_t ih = hw.begin; ih < hw.end; ih += g.dilation_h) {
       for (int64_t iw = ww.begin; iw < ww.end; iw += g.dilation_w) {
-        const int64_t index = ih * g.w + iw;
-        const T v = x_plane[index];
+        const T v = x_plane[ih * g.w + iw];
         if (v > best || is_nan(v)) {
           best = v;
-          best_index = index;
+          best_h = ih;
+          best_w = iw;
         }
       }
     }
     out[k] = best;
-    indices[k] = best_index;
+    if constexpr (kTapIndices<I>) {
+      indices[k] = static_cast<I>((best_h - start_h) / g.dilation_h * g.kernel_w +
+                                  (best_w - start_w) / g.dilation_w);
+    } else {
+      indices[k] = best_h * g.w + best_w;
+    }
+  }
+}
+
+// The flat position in its plane that output o = (oh, ow) names through its index.
+template <typename I>
+__device__ __forceinline__ int64_t pooled_position(const I* indices, int64_t o, int64_t oh,
+                                                   int64_t ow, const PoolGeometry& g) {
+  if constexpr (kTapIndices<I>) {
+    const int64_t tap = indices[o];
+    return (oh * g.stride_h - g.pad_h + tap / g.kernel_w * g.dilation_h) * g.w + ow * g.stride_w -
+           g.pad_w + tap % g.kernel_w * g.dilation_w;
+  } else {
+    return indices[o];
   }
 }
 
 // grad_x [planes, H, W]: one input element per iteration, the sum of grad_out over the
 // windows whose index names it, in row-major output order.
-template <typename T>
-__global__ void max_pool2d_backward_gather_kernel(T* grad_x, const T* grad_out,
-                                                  const int64_t* indices, PoolGeometry g,
-                                                  int64_t n) {
+template <typename T, typename I>
+__global__ void max_pool2d_backward_gather_kernel(T* grad_x, const T* grad_out, const I* indices,
+                                                  PoolGeometry g, int64_t n) {
   const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
        k += step) {
@@ -103,7 +126,7 @@ __global__ void max_pool2d_backward_gather_kernel(T* grad_x, const T* grad_out,
     for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
       for (int64_t ow = cols.begin; ow < cols.end; ++ow) {
         const int64_t o = plane_offset + oh * g.q + ow;
-        if (indices[o] == position) sum += grad_out[o];
+        if (pooled_position(indices, o, oh, ow, g) == position) sum += grad_out[o];
       }
     }
     grad_x[k] = sum;
@@ -194,11 +217,19 @@ void CudaBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, c
   if (n == 0) return;
   DeviceGuard guard(device_index_);
   const PoolGeometry g = pool_geometry(x, out, params);
+  const bool taps = indices.dtype() == DType::UInt8;
   dispatch_pool(out.dtype(), "max_pool2d_forward", [&](auto zero) {
     using T = decltype(zero);
-    max_pool2d_forward_kernel<T><<<grid_size(n, max_blocks_), kBlockSize, 0, stream_>>>(
-        static_cast<T*>(out.raw_data()), static_cast<int64_t*>(indices.raw_data()),
-        static_cast<const T*>(x.raw_data()), g, n);
+    T* out_data = static_cast<T*>(out.raw_data());
+    const T* x_data = static_cast<const T*>(x.raw_data());
+    const unsigned int blocks = grid_size(n, max_blocks_);
+    if (taps) {
+      max_pool2d_forward_kernel<T, uint8_t><<<blocks, kBlockSize, 0, stream_>>>(
+          out_data, static_cast<uint8_t*>(indices.raw_data()), x_data, g, n);
+    } else {
+      max_pool2d_forward_kernel<T, int64_t><<<blocks, kBlockSize, 0, stream_>>>(
+          out_data, static_cast<int64_t*>(indices.raw_data()), x_data, g, n);
+    }
     CUDA_KERNEL_CHECK();
   });
 }
@@ -215,11 +246,19 @@ void CudaBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_o
   if (n == 0) return;
   DeviceGuard guard(device_index_);
   const PoolGeometry g = pool_geometry(grad_x, grad_out, params);
+  const bool taps = indices.dtype() == DType::UInt8;
   dispatch_pool(grad_x.dtype(), "max_pool2d_backward", [&](auto zero) {
     using T = decltype(zero);
-    max_pool2d_backward_gather_kernel<T><<<grid_size(n, max_blocks_), kBlockSize, 0, stream_>>>(
-        static_cast<T*>(grad_x.raw_data()), static_cast<const T*>(grad_out.raw_data()),
-        static_cast<const int64_t*>(indices.raw_data()), g, n);
+    T* gx = static_cast<T*>(grad_x.raw_data());
+    const T* go = static_cast<const T*>(grad_out.raw_data());
+    const unsigned int blocks = grid_size(n, max_blocks_);
+    if (taps) {
+      max_pool2d_backward_gather_kernel<T, uint8_t><<<blocks, kBlockSize, 0, stream_>>>(
+          gx, go, static_cast<const uint8_t*>(indices.raw_data()), g, n);
+    } else {
+      max_pool2d_backward_gather_kernel<T, int64_t><<<blocks, kBlockSize, 0, stream_>>>(
+          gx, go, static_cast<const int64_t*>(indices.raw_data()), g, n);
+    }
     CUDA_KERNEL_CHECK();
   });
 }

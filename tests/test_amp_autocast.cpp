@@ -20,6 +20,7 @@
 
 #include "fixtures.h"
 #include "strata/amp/autocast.h"
+#include "strata/detail/cpu_memory.h"
 #include "strata/strata.h"
 #include "test_util.h"
 
@@ -283,6 +284,45 @@ TEST(Autocast, CachesAParametersCastForTheLifeOfTheGuard) {
     const Tensor expected = mul(matmul(x.t(), ones({2, 4})), 2.0);
     test::expect_close(w.grad(), expected, 3e-2, 1e-2);
   }
+}
+
+// linear, conv2d and the recurrent stacks keep a parameter, not its cast, for their backward
+// (amp::SavedTensor): once the guard ends, no low-precision copy of a weight is held, and the
+// backward casts again, to the same values.
+TEST(Autocast, TheTapeKeepsParametersNotTheirCasts) {
+  nn::Linear layer(1024, 512);
+  Tensor x = r({2, 1024}, kFloat32);
+  x.set_requires_grad(true);
+  detail::start_cpu_memory_tracking();
+  Tensor y;
+  {
+    AutocastGuard autocast(kCPU);
+    y = layer(x);
+  }
+  const int64_t held = detail::cpu_memory_stats().allocated_bytes;
+  detail::stop_cpu_memory_tracking();
+  EXPECT_LT(held, 64 * 1024) << "a 1 MB bf16 cast of the weight is not kept";
+  const Tensor upstream = r({2, 512}, kBFloat16);
+  y.backward(upstream);
+  // grad x = upstream @ bf16(w), in bf16, cast back to f32 for x.
+  test::expect_close(x.grad(), matmul(upstream, layer.weight.detach().to(kBFloat16)).to(kFloat32),
+                     0, 0);
+
+  // The parameter changed between forward and backward: its cast would differ; refused.
+  nn::Conv2d conv(2, 3, 3);
+  Tensor image = r({1, 2, 5, 5}, kFloat32);
+  image.set_requires_grad(true);
+  Tensor z;
+  {
+    AutocastGuard autocast(kCPU);
+    z = conv(image);
+  }
+  {
+    NoGradGuard no_grad;
+    conv.weight.mul_(0.5);
+  }
+  test::expect_error([&] { sum(z.to(kFloat32)).backward(); },
+                     {"conv2d", "autocast", "modified in place", "bf16"});
 }
 
 TEST(Autocast, BackwardRunsWithoutAutocast) {

@@ -499,9 +499,19 @@ TEST(NnMaxPool, MatchesNaiveScanOnRandomConfigs) {
       test::expect_values(result.first, {1, 2, p, q}, want_values, 0, 0);
       const std::vector<double> want_indices_f(want_indices.begin(), want_indices.end());
       test::expect_values(result.second, {1, 2, p, q}, want_indices_f, 0, 0);
-      result.first.backward(
-          arange(1, static_cast<double>(1 + 2 * p * q), 1, dtype).reshape({1, 2, p, q}));
+      const Tensor upstream =
+          arange(1, static_cast<double>(1 + 2 * p * q), 1, dtype).reshape({1, 2, p, q});
+      result.first.backward(upstream);
       test::expect_values(x.grad(), {1, 2, h, w}, want_grad, 0, 0);
+      // Without indices asked for, the tape keeps each maximum's tap number (uint8) instead of
+      // its position: the same values and gradient.
+      Tensor x2 = x.detach().clone();
+      x2.set_requires_grad(true);
+      const Tensor y2 =
+          F::max_pool2d(x2, {kh, kw}, F::Size2(sh, sw), {ph, pw}, {dh, dw}, ceil_mode);
+      test::expect_values(y2, {1, 2, p, q}, want_values, 0, 0);
+      y2.backward(upstream);
+      test::expect_values(x2.grad(), {1, 2, h, w}, want_grad, 0, 0);
       ++checked;
     }
   }

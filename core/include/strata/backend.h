@@ -226,16 +226,19 @@ class Backend {
                                       const Tensor& x, const Conv2dParams& params) = 0;
 
   // Max pooling over x [N, C, H, W] (see Pool2dParams): out [N, C, P, Q] = each window's
-  // maximum, indices [N, C, P, Q] int64 = its flat position h*W + w within the (n, c) plane
-  // (PyTorch's). As PyTorch's kernel: start from -inf at the window's first in-bounds
-  // position, scan row-major and take v when `v > best || isnan(v)` — so a tie keeps the
-  // first maximum, a NaN wins and the last NaN is kept, an all -inf window gives its first
-  // in-bounds position.
+  // maximum, indices [N, C, P, Q] = where it was: int64 indices hold its flat position
+  // h*W + w within the (n, c) plane (PyTorch's); uint8 indices (the tape's compact form, for
+  // windows of at most 256 taps) hold its tap number t in the window, row-major: the tap at
+  // row t / kernel_w, column t % kernel_w of the kernel. As PyTorch's kernel: start from -inf at
+  // the window's first in-bounds position, scan row-major and take v when `v > best || isnan(v)` —
+  // so a tie keeps the first maximum, a NaN wins and the last NaN is kept, an all -inf window gives
+  // its first in-bounds position.
   virtual void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                                   const Pool2dParams& params) = 0;
   // grad_x [N, C, H, W] (overwritten) = grad_out [N, C, P, Q] scatter-added through the
-  // forward's indices, plane by plane; params are the forward's (a backend may use them to
-  // find which windows can hold a position).
+  // forward's indices (int64 or uint8, as the forward wrote them), plane by plane; params are
+  // the forward's (they turn tap numbers into positions; a backend may also use them to find
+  // which windows can hold a position).
   virtual void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
                                    const Tensor& indices, const Pool2dParams& params) = 0;
   // Average pooling (dilation 1, windows within the padded input): each window's sum divided
@@ -249,7 +252,9 @@ class Backend {
   // out = f(in), elementwise; out may be the same tensor as in.
   virtual void activation_forward(Activation act, const Tensor& out, const Tensor& in,
                                   double alpha) = 0;
-  // grad_in = f'(in) * grad_out; `out` = f(in) is given too (sigmoid and tanh use it).
+  // grad_in = f'(in) * grad_out. Relu, sigmoid and tanh read their derivative from
+  // `out` = f(in) and get `in` undefined; the other activations get `in` and may get `out`
+  // undefined (the tape keeps only what the derivative reads).
   virtual void activation_backward(Activation act, const Tensor& grad_in,
                                    const Tensor& grad_out, const Tensor& in, const Tensor& out,
                                    double alpha) = 0;

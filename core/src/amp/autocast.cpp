@@ -25,6 +25,8 @@ struct ThreadState {
     uint64_t version = 0;
   };
   std::unordered_map<const TensorImpl*, CachedCast> cache[2];  // [f16, bf16]
+  // Each cached cast's TensorImpl -> its entry's, for SavedTensor.
+  std::unordered_map<const TensorImpl*, const CachedCast*> cast_sources;
 
   AutocastState& of(DeviceType type) { return type == DeviceType::CPU ? cpu : cuda; }
 };
@@ -60,6 +62,7 @@ AutocastGuard::AutocastGuard(DeviceType device_type, std::optional<DType> dtype,
 AutocastGuard::~AutocastGuard() {
   ThreadState& s = state();
   if (s.of(device_type_).enabled && --s.enabled_guards == 0) {
+    s.cast_sources.clear();
     s.cache[0].clear();
     s.cache[1].clear();
   }
@@ -81,8 +84,34 @@ Tensor cast_to_low_precision(const Tensor& t) {
   if (found != cache.end() && found->second.version == t.version()) return found->second.cast;
   Tensor cast = t.to(s->dtype);
   // A cast made with recording off has no path back to the parameter: not kept.
-  if (GradMode::is_enabled()) cache[t.impl()] = {t, cast, t.version()};
+  if (GradMode::is_enabled()) {
+    if (found != cache.end()) state().cast_sources.erase(found->second.cast.impl());
+    ThreadState::CachedCast& entry = cache[t.impl()] = {t, cast, t.version()};
+    state().cast_sources[cast.impl()] = &entry;
+  }
   return cast;
+}
+
+SavedTensor::SavedTensor(const Tensor& t) {
+  if (!t.defined()) return;
+  const auto& sources = state().cast_sources;
+  const auto found = sources.find(t.impl());
+  if (found == sources.end()) {
+    tensor_ = t.detach();
+    return;
+  }
+  tensor_ = found->second->source.detach();
+  recast_ = t.dtype();
+  version_ = found->second->version;
+}
+
+Tensor SavedTensor::get(const char* op) const {
+  if (!recast_) return tensor_;
+  STRATA_CHECK(tensor_.version() == version_, op, ": a parameter ", detail::describe(tensor_),
+               " that autocast cast to ", dtype_name(*recast_),
+               " for the forward pass was modified in place before the backward (version ",
+               version_, ", now ", tensor_.version(), "); run backward before changing it");
+  return tensor_.to(*recast_);
 }
 
 bool needs_low_precision(std::initializer_list<const Tensor*> tensors) {

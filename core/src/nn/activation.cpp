@@ -25,22 +25,33 @@ void check_floating(const Tensor& x, const char* op) {
 // The data of x as a contiguous tensor cut from the tape (x itself when already contiguous).
 Tensor contiguous_data(const Tensor& x) { return x.detach().contiguous(); }
 
+// Whether f'(x) is read from y = f(x) (relu, sigmoid, tanh) rather than from x.
+bool derivative_reads_output(Activation act) {
+  return act == Activation::Relu || act == Activation::Sigmoid || act == Activation::Tanh;
+}
+
 // f(x) through the backend's activation kernel; backward: f'(x) * grad.
-// `in` and `out` are both kept for the backward (Relu, Sigmoid and Tanh read out, the others
-// read in), so every backend can use whichever it needs.
+// The tape keeps only the tensor the derivative reads: y for relu, sigmoid and tanh, x for the
+// others. Keeping y lets the producer of x (a conv, say) free its output, which halves what a
+// conv-relu pair holds for backward.
 Tensor pointwise(Activation act, const char* name, const Tensor& x, double alpha) {
   check_floating(x, name);
   const Tensor in = contiguous_data(x);
   Tensor out = Tensor::empty(x.shape(), x.options());
   if (out.numel() > 0) detail::backend_of(out).activation_forward(act, out, in, alpha);
   if (needs_grad({&x})) {
-    record(name, {x}, out, [act, alpha, in, y = out.detach()](const Tensor& g, const Needs&) {
-      Tensor grad = Tensor::empty(in.shape(), in.options());
-      if (grad.numel() > 0) {
-        detail::backend_of(grad).activation_backward(act, grad, g.contiguous(), in, y, alpha);
-      }
-      return Grads{grad};
-    });
+    const bool reads_output = derivative_reads_output(act);
+    record(name, {x}, out,
+           [act, alpha, saved_in = reads_output ? Tensor() : in,
+            saved_out = reads_output ? out.detach() : Tensor()](const Tensor& g, const Needs&) {
+             const Tensor& like = saved_out.defined() ? saved_out : saved_in;
+             Tensor grad = Tensor::empty(like.shape(), like.options());
+             if (grad.numel() > 0) {
+               detail::backend_of(grad).activation_backward(act, grad, g.contiguous(), saved_in,
+                                                            saved_out, alpha);
+             }
+             return Grads{grad};
+           });
   }
   return out;
 }

@@ -102,22 +102,24 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& bias, const Con
   if (needs_grad({&x, &w, &bias})) {
     std::vector<Tensor> inputs{x, w};
     if (bias.defined()) inputs.push_back(bias);
-    record("conv2d", inputs, out, [xc, wc, p](const Tensor& g, const Needs& needs) {
-      // g: [N, K, P, Q] like out.
-      const Tensor gc = g.contiguous();
-      Backend& be = detail::backend_of(gc);
-      Grads grads(needs.size());
-      if (needs[0]) {
-        grads[0] = Tensor::empty(xc.shape(), xc.options());
-        be.conv2d_backward_data(grads[0], gc, wc, p);
-      }
-      if (needs[1]) {
-        grads[1] = Tensor::empty(wc.shape(), wc.options());
-        be.conv2d_backward_filter(grads[1], gc, xc, p);
-      }
-      if (needs.size() > 2 && needs[2]) grads[2] = gc.sum({0, 2, 3});
-      return grads;
-    });
+    record("conv2d", inputs, out,
+           [xc, ws = amp::SavedTensor(w), w_shape = w.shape(), p](const Tensor& g,
+                                                                  const Needs& needs) {
+             // g: [N, K, P, Q] like out.
+             const Tensor gc = g.contiguous();
+             Backend& be = detail::backend_of(gc);
+             Grads grads(needs.size());
+             if (needs[0]) {
+               grads[0] = Tensor::empty(xc.shape(), xc.options());
+               be.conv2d_backward_data(grads[0], gc, ws.get("conv2d").contiguous(), p);
+             }
+             if (needs[1]) {
+               grads[1] = Tensor::empty(w_shape, gc.options());
+               be.conv2d_backward_filter(grads[1], gc, xc, p);
+             }
+             if (needs.size() > 2 && needs[2]) grads[2] = gc.sum({0, 2, 3});
+             return grads;
+           });
   }
   return out;
 }

@@ -85,13 +85,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     }
   }
   if (needs_grad({&x, &weight, &bias})) {
-    const Tensor w = weight.detach();
     record("linear", {x, weight, bias}, out,
-           [x2, w, x_shape = x.shape(), rows, out_features](const Tensor& g, const Needs& n) {
+           [x2, w = amp::SavedTensor(weight), x_shape = x.shape(), rows, out_features](
+               const Tensor& g, const Needs& n) {
              // g2 [M, out]: grad_x = g2 @ w, grad_w = g2^T @ x2, grad_b = g2 summed over rows.
              const Tensor g2 = g.reshape({rows, out_features});
              Grads grads(3);
-             if (n[0]) grads[0] = matmul(g2, w).reshape(x_shape);
+             if (n[0]) grads[0] = matmul(g2, w.get("linear")).reshape(x_shape);
              if (n[1]) grads[1] = matmul(g2.t(), x2);
              if (n[2]) grads[2] = sum(g2, {0});
              return grads;

@@ -115,12 +115,22 @@ std::pair<int64_t, int64_t> check_pool(const char* op, int64_t spatial, const Te
 
 // ---- max pooling --------------------------------------------------------------------------
 
+// What the indices of a max pooling hold: the flat positions the caller asked for (int64,
+// PyTorch's), or, when only the tape reads them, each maximum's tap number in its window
+// (uint8, an eighth of the memory; windows of at most 256 taps).
+enum class PoolIndices { Positions, TapeOnly };
+
+DType index_dtype(PoolIndices form, const Pool2dParams& p) {
+  const bool taps = form == PoolIndices::TapeOnly && p.kernel_h * p.kernel_w <= 256;
+  return taps ? DType::UInt8 : DType::Int64;
+}
+
 // Max-pools validated 4-D x [N, C, H, W] to values and indices [N, C, out_h, out_w].
 std::pair<Tensor, Tensor> max_pool2d_4d(const Tensor& x, const Pool2dParams& p, int64_t out_h,
-                                        int64_t out_w) {
+                                        int64_t out_w, PoolIndices form) {
   const Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::empty({x.size(0), x.size(1), out_h, out_w}, x.options());
-  Tensor indices = Tensor::empty(out.shape(), x.options().dtype(DType::Int64));
+  Tensor indices = Tensor::empty(out.shape(), x.options().dtype(index_dtype(form, p)));
   if (out.numel() == 0) return {out, indices};
   detail::backend_of(out).max_pool2d_forward(out, indices, xc, p);
   if (needs_grad({&x})) {
@@ -138,26 +148,26 @@ std::pair<Tensor, Tensor> max_pool2d_4d(const Tensor& x, const Pool2dParams& p, 
 
 std::pair<Tensor, Tensor> max_pool2d_impl(const char* op, const Tensor& x, Size2 kernel,
                                           std::optional<Size2> stride, Size2 padding,
-                                          Size2 dilation, bool ceil_mode) {
+                                          Size2 dilation, bool ceil_mode, PoolIndices form) {
   const Size2 st = stride.value_or(kernel);
   const Pool2dParams p{kernel.h, kernel.w, st.h, st.w, padding.h, padding.w, dilation.h,
                        dilation.w};
   const auto [out_h, out_w] = check_pool(op, 2, x, p, ceil_mode);
   if (x.dim() == 3) {
-    auto [out, indices] = max_pool2d_4d(x.unsqueeze(0), p, out_h, out_w);
+    auto [out, indices] = max_pool2d_4d(x.unsqueeze(0), p, out_h, out_w, form);
     return {out.squeeze(0), indices.squeeze(0)};
   }
-  return max_pool2d_4d(x, p, out_h, out_w);
+  return max_pool2d_4d(x, p, out_h, out_w, form);
 }
 
 std::pair<Tensor, Tensor> max_pool1d_impl(const char* op, const Tensor& x, int64_t kernel,
                                           std::optional<int64_t> stride, int64_t padding,
-                                          int64_t dilation, bool ceil_mode) {
+                                          int64_t dilation, bool ceil_mode, PoolIndices form) {
   const Pool2dParams p{1, kernel, 1, stride.value_or(kernel), 0, padding, 1, dilation};
   const auto [out_h, out_w] = check_pool(op, 1, x, p, ceil_mode);
   // [N, C, L] -> [N, C, 1, L]; a plane's flat index h * L + w is then the position w along L.
   const Tensor x4 = x.dim() == 2 ? x.unsqueeze(0).unsqueeze(2) : x.unsqueeze(2);
-  auto [out, indices] = max_pool2d_4d(x4, p, out_h, out_w);
+  auto [out, indices] = max_pool2d_4d(x4, p, out_h, out_w, form);
   out = out.squeeze(2);
   indices = indices.squeeze(2);
   if (x.dim() == 2) return {out.squeeze(0), indices.squeeze(0)};
@@ -287,25 +297,27 @@ std::pair<Tensor, Tensor> max_pool1d_with_indices(const Tensor& x, int64_t kerne
                                                   int64_t padding, int64_t dilation,
                                                   bool ceil_mode) {
   return max_pool1d_impl("max_pool1d_with_indices", x, kernel_size, stride, padding, dilation,
-                         ceil_mode);
+                         ceil_mode, PoolIndices::Positions);
 }
 
 std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Size2 kernel_size,
                                                   std::optional<Size2> stride, Size2 padding,
                                                   Size2 dilation, bool ceil_mode) {
   return max_pool2d_impl("max_pool2d_with_indices", x, kernel_size, stride, padding, dilation,
-                         ceil_mode);
+                         ceil_mode, PoolIndices::Positions);
 }
 
 Tensor max_pool1d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride,
                   int64_t padding, int64_t dilation, bool ceil_mode) {
-  return max_pool1d_impl("max_pool1d", x, kernel_size, stride, padding, dilation, ceil_mode)
+  return max_pool1d_impl("max_pool1d", x, kernel_size, stride, padding, dilation, ceil_mode,
+                         PoolIndices::TapeOnly)
       .first;
 }
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel_size, std::optional<Size2> stride,
                   Size2 padding, Size2 dilation, bool ceil_mode) {
-  return max_pool2d_impl("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+  return max_pool2d_impl("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode,
+                         PoolIndices::TapeOnly)
       .first;
 }
 

@@ -144,9 +144,17 @@ StackResult run_stack(const RnnParams& params, const Tensor& x, const Tensor& hx
                                     record_grad ? &reserve : nullptr);
 
   if (record_grad) {
+    // The weights as the backward gets them back (autocast's casts of parameters are cast
+    // again rather than kept).
+    std::vector<amp::SavedTensor> saved_w;
+    for (const Tensor& weight : weights) saved_w.emplace_back(weight);
     record(mode_name(params.mode), inputs, packed,
-           [params, w, xd, hd, cd, y, reserve, y_shape, state_shape, ny, ns, lstm](
+           [params, saved_w, xd, hd, cd, y, reserve, y_shape, state_shape, ny, ns, lstm](
                const Tensor& grad, const Needs& need) {
+             std::vector<Tensor> w(saved_w.size());
+             for (size_t i = 0; i < w.size(); ++i) {
+               if (saved_w[i].defined()) w[i] = saved_w[i].get(mode_name(params.mode)).contiguous();
+             }
              const Tensor g = grad.contiguous();
              const Tensor dy = g.narrow(0, 0, ny).view(y_shape);
              const Tensor dhy = g.narrow(0, ny, ns).view(state_shape);

@@ -18,6 +18,7 @@
 //   loss.backward();
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <vector>
@@ -70,6 +71,26 @@ bool needs_low_precision(const std::vector<Tensor>& tensors);
 // True when autocast is on for the device of the tensors and some defined one is f16 or bf16.
 bool needs_float32(std::initializer_list<const Tensor*> tensors);
 std::vector<Tensor> cast_to_low_precision(const std::vector<Tensor>& tensors);
+
+// What an op's backward keeps of an input, detached. A parameter's autocast cast (returned by
+// cast_to_low_precision while its guard lives) is kept as the parameter itself and cast again
+// when the backward asks for it: the tape holds no low-precision copy of the weights (the
+// forward's copy is freed with the guard), and the backward pays one more cast. Anything else
+// is kept as it is. get() refuses, naming `op`, a parameter modified in place since the
+// forward (its cast would differ from the one the forward used).
+// Used by linear, conv1d/conv2d and the recurrent stacks.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t);
+  Tensor get(const char* op) const;
+  bool defined() const { return tensor_.defined(); }
+
+ private:
+  Tensor tensor_;  // t, or the parameter t was cast from
+  std::optional<DType> recast_;
+  uint64_t version_ = 0;  // the parameter's version at the cast
+};
 
 // Throws strata::Error naming `op` when autocast is on for t's device type (an op that is
 // unsafe in reduced precision and has a safe replacement).

@@ -35,10 +35,10 @@ void cuda_host_free(void* ptr);
 bool cuda_libraries_loaded();
 
 // The CUDA backend's entry points, as cuda/plugin.cpp fills them. kAbiVersion changes whenever
-// this struct or the Backend interface (its virtual functions) does, so a stale plugin is
-// refused rather than called wrongly.
+// this struct or the Backend interface (its virtual functions or what they accept) does, so a
+// stale plugin is refused rather than called wrongly.
 struct CudaHooks {
-  static constexpr int kAbiVersion = 2;
+  static constexpr int kAbiVersion = 3;
   int abi_version = kAbiVersion;
   int (*device_count)(std::string* why) = nullptr;
   Backend& (*backend)(int index) = nullptr;
