@@ -132,14 +132,18 @@ void backward_typed(Activation act, T* grad_in, const T* grad_out, const T* in, 
   STRATA_ASSERT(false, "cpu activation_backward: unknown activation ", static_cast<int>(act));
 }
 
+// A contiguous tensor as a 1-D view (undefined stays undefined), for staging in pieces.
+Tensor flat(const Tensor& t) { return t.defined() ? t.view({t.numel()}) : Tensor(); }
+
 }  // namespace
 
 void CpuBackend::activation_forward(Activation act, const Tensor& out, const Tensor& in,
                                     double alpha) {
   if (detail::any_reduced_floating({&out, &in})) {
-    detail::Float32Staging stage;
-    activation_forward(act, stage.output(out), stage.input(in), alpha);
-    return stage.finish();
+    return detail::stage_in_pieces({flat(out)}, {flat(in)}, 1,
+                                   [&](const auto& outs, const auto& ins) {
+                                     activation_forward(act, outs[0], ins[0], alpha);
+                                   });
   }
   STRATA_DISPATCH_FLOATING(out.dtype(), "cpu activation_forward", [&] {
     forward_typed<scalar_t>(act, static_cast<scalar_t*>(out.raw_data()),
@@ -151,10 +155,11 @@ void CpuBackend::activation_backward(Activation act, const Tensor& grad_in,
                                      const Tensor& grad_out, const Tensor& in, const Tensor& out,
                                      double alpha) {
   if (detail::any_reduced_floating({&grad_in, &grad_out, &in, &out})) {
-    detail::Float32Staging stage;
-    activation_backward(act, stage.output(grad_in), stage.input(grad_out), stage.input(in),
-                        stage.input(out), alpha);
-    return stage.finish();
+    return detail::stage_in_pieces({flat(grad_in)}, {flat(grad_out), flat(in), flat(out)}, 1,
+                                   [&](const auto& outs, const auto& ins) {
+                                     activation_backward(act, outs[0], ins[0], ins[1], ins[2],
+                                                         alpha);
+                                   });
   }
   STRATA_DISPATCH_FLOATING(grad_in.dtype(), "cpu activation_backward", [&] {
     using T = scalar_t;

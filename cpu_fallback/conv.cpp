@@ -661,12 +661,17 @@ void conv2d_backward_filter_typed(const Tensor& grad_w, const Tensor& grad_out, 
 
 }  // namespace
 
+// Half precision: the filter is widened once, images a piece at a time (float32_staging.h),
+// each piece at least an image per thread (the batch is split by whole images).
 void CpuBackend::conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w,
                                 const Tensor& bias, const Conv2dParams& params) {
   if (detail::any_reduced_floating({&out, &x, &w, &bias})) {
-    detail::Float32Staging stage;
-    conv2d_forward(stage.output(out), stage.input(x), stage.input(w), stage.input(bias), params);
-    return stage.finish();
+    detail::Float32Staging whole;
+    const Tensor w32 = whole.input(w), bias32 = whole.input(bias);
+    return detail::stage_in_pieces({out}, {x}, omp_get_max_threads(),
+                                   [&](const auto& outs, const auto& ins) {
+                                     conv2d_forward(outs[0], ins[0], w32, bias32, params);
+                                   });
   }
   STRATA_DISPATCH_FLOATING(out.dtype(), "conv2d_forward",
                            [&] { conv2d_forward_typed<scalar_t>(out, x, w, bias, params); });
@@ -675,9 +680,12 @@ void CpuBackend::conv2d_forward(const Tensor& out, const Tensor& x, const Tensor
 void CpuBackend::conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_out,
                                       const Tensor& w, const Conv2dParams& params) {
   if (detail::any_reduced_floating({&grad_x, &grad_out, &w})) {
-    detail::Float32Staging stage;
-    conv2d_backward_data(stage.output(grad_x), stage.input(grad_out), stage.input(w), params);
-    return stage.finish();
+    detail::Float32Staging whole;
+    const Tensor w32 = whole.input(w);
+    return detail::stage_in_pieces({grad_x}, {grad_out}, omp_get_max_threads(),
+                                   [&](const auto& outs, const auto& ins) {
+                                     conv2d_backward_data(outs[0], ins[0], w32, params);
+                                   });
   }
   STRATA_DISPATCH_FLOATING(grad_x.dtype(), "conv2d_backward_data", [&] {
     conv2d_backward_data_typed<scalar_t>(grad_x, grad_out, w, params);
@@ -687,9 +695,22 @@ void CpuBackend::conv2d_backward_data(const Tensor& grad_x, const Tensor& grad_o
 void CpuBackend::conv2d_backward_filter(const Tensor& grad_w, const Tensor& grad_out,
                                         const Tensor& x, const Conv2dParams& params) {
   if (detail::any_reduced_floating({&grad_w, &grad_out, &x})) {
-    detail::Float32Staging stage;
-    conv2d_backward_filter(stage.output(grad_w), stage.input(grad_out), stage.input(x), params);
-    return stage.finish();
+    // Each piece's filter gradient is summed into one float32 total, rounded once at the end.
+    const Tensor total = Tensor::empty(grad_w.shape(), grad_w.options().dtype(DType::Float32));
+    const Tensor part = Tensor::empty(grad_w.shape(), total.options());
+    bool first = true;
+    detail::stage_in_pieces({}, {grad_out, x}, omp_get_max_threads(),
+                            [&](const auto&, const auto& ins) {
+                              conv2d_backward_filter(first ? total : part, ins[0], ins[1], params);
+                              if (!first) {
+                                float* sum = static_cast<float*>(total.raw_data());
+                                const float* add = static_cast<const float*>(part.raw_data());
+                                for (int64_t i = 0; i < total.numel(); ++i) sum[i] += add[i];
+                              }
+                              first = false;
+                            });
+    copy(grad_w, total);
+    return;
   }
   STRATA_DISPATCH_FLOATING(grad_w.dtype(), "conv2d_backward_filter", [&] {
     conv2d_backward_filter_typed<scalar_t>(grad_w, grad_out, x, params);

@@ -319,9 +319,9 @@ void avg_pool2d_backward_typed(const Tensor& grad_x, const Tensor& grad_out,
 void CpuBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                                     const Pool2dParams& params) {
   if (detail::any_reduced_floating({&out, &x})) {
-    detail::Float32Staging stage;
-    max_pool2d_forward(stage.output(out), indices, stage.input(x), params);
-    return stage.finish();
+    return detail::stage_in_pieces({out}, {x, indices}, 1, [&](const auto& outs, const auto& ins) {
+      max_pool2d_forward(outs[0], ins[1], ins[0], params);
+    });
   }
   STRATA_DISPATCH_FLOATING(out.dtype(), "max_pool2d_forward", [&] {
     if (indices.dtype() == DType::UInt8) {
@@ -335,9 +335,10 @@ void CpuBackend::max_pool2d_forward(const Tensor& out, const Tensor& indices, co
 void CpuBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
                                      const Tensor& indices, const Pool2dParams& params) {
   if (detail::any_reduced_floating({&grad_x, &grad_out})) {
-    detail::Float32Staging stage;
-    max_pool2d_backward(stage.output(grad_x), stage.input(grad_out), indices, params);
-    return stage.finish();
+    return detail::stage_in_pieces({grad_x}, {grad_out, indices}, 1,
+                                   [&](const auto& outs, const auto& ins) {
+                                     max_pool2d_backward(outs[0], ins[0], ins[1], params);
+                                   });
   }
   STRATA_DISPATCH_FLOATING(grad_x.dtype(), "max_pool2d_backward", [&] {
     if (indices.dtype() == DType::UInt8) {
@@ -351,9 +352,9 @@ void CpuBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_ou
 void CpuBackend::avg_pool2d_forward(const Tensor& out, const Tensor& x,
                                     const Pool2dParams& params, bool count_include_pad) {
   if (detail::any_reduced_floating({&out, &x})) {
-    detail::Float32Staging stage;
-    avg_pool2d_forward(stage.output(out), stage.input(x), params, count_include_pad);
-    return stage.finish();
+    return detail::stage_in_pieces({out}, {x}, 1, [&](const auto& outs, const auto& ins) {
+      avg_pool2d_forward(outs[0], ins[0], params, count_include_pad);
+    });
   }
   STRATA_DISPATCH_FLOATING(out.dtype(), "avg_pool2d_forward", [&] {
     avg_pool2d_forward_typed<scalar_t>(out, x, params, count_include_pad);
@@ -363,9 +364,9 @@ void CpuBackend::avg_pool2d_forward(const Tensor& out, const Tensor& x,
 void CpuBackend::avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
                                      const Pool2dParams& params, bool count_include_pad) {
   if (detail::any_reduced_floating({&grad_x, &grad_out})) {
-    detail::Float32Staging stage;
-    avg_pool2d_backward(stage.output(grad_x), stage.input(grad_out), params, count_include_pad);
-    return stage.finish();
+    return detail::stage_in_pieces({grad_x}, {grad_out}, 1, [&](const auto& outs, const auto& ins) {
+      avg_pool2d_backward(outs[0], ins[0], params, count_include_pad);
+    });
   }
   STRATA_DISPATCH_FLOATING(grad_x.dtype(), "avg_pool2d_backward", [&] {
     avg_pool2d_backward_typed<scalar_t>(grad_x, grad_out, params, count_include_pad);

@@ -104,6 +104,14 @@ std::vector<HalfCase> cases() {
       {"max_pool2d", {{2, 3, 6, 6}}, [](In x) { return F::max_pool2d(x[0], F::Size2(2, 2)); }},
       {"avg_pool2d", {{2, 3, 6, 6}},
        [](In x) { return F::avg_pool2d(x[0], {3, 3}, F::Size2(1, 1)); }},
+      // Large enough that the CPU stages them in several pieces of images (or elements), the
+      // last one short (float32_staging.h: about 256K elements a piece). The convolution's
+      // gradients sum thousands of terms: positive inputs keep those sums from cancelling.
+      positive({"conv2d_in_pieces", {{12, 4, 48, 48}, {16, 4, 3, 3}, {16}},
+                [](In x) { return F::conv2d(x[0], x[1], x[2], 1, 1); }}),
+      {"max_pool2d_in_pieces", {{12, 16, 48, 48}},
+       [](In x) { return F::max_pool2d(x[0], F::Size2(2, 2)); }},
+      {"relu_in_pieces", {{300001}}, [](In x) { return F::relu(x[0]); }},
       // ---- normalization, embedding, recurrent cells
       // Normalization divides by a standard deviation computed from stored values: a few
       // extra roundings.

@@ -1,6 +1,8 @@
 // Float32Staging: half-precision tensors run through float32 kernels (see the header).
 #include "strata/detail/float32_staging.h"
 
+#include <algorithm>
+
 #include "strata/backend.h"
 
 namespace strata::detail {
@@ -68,6 +70,17 @@ std::vector<std::vector<Tensor>> Float32Staging::outputs(
   out.reserve(lists.size());
   for (const std::vector<Tensor>& list : lists) out.push_back(outputs(list));
   return out;
+}
+
+int64_t staging_piece_rows(const std::vector<const Tensor*>& batched, int64_t min_rows) {
+  constexpr int64_t kPieceElements = int64_t{1} << 18;
+  int64_t row_elements = 1;
+  for (const Tensor* t : batched) {
+    if (t->defined() && t->dim() > 0 && t->size(0) > 0) {
+      row_elements = std::max(row_elements, t->numel() / t->size(0));
+    }
+  }
+  return std::max({kPieceElements / row_elements, min_rows, int64_t{1}});
 }
 
 void Float32Staging::finish() {

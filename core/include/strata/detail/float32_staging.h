@@ -11,8 +11,19 @@
 //
 // so it computes in float32 and stores half precision, as the DType contract says. Tensors of
 // other dtypes (indices, masks, float32 itself) pass through untouched.
+//
+// Kernels over large batched tensors (convolution, pooling, activations) stage piece by piece
+// instead, so that the float32 copies alive at once are one piece's, not the whole tensor's
+// (which would make a half-precision step's peak memory larger than a float32 one's):
+//
+//   if (any_reduced_floating({&out, &x})) {
+//     return stage_in_pieces({out}, {x, indices}, 1, [&](const auto& outs, const auto& ins) {
+//       max_pool2d_forward(outs[0], ins[1], ins[0], params);
+//     });
+//   }
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <utility>
 #include <vector>
@@ -48,5 +59,49 @@ class Float32Staging {
  private:
   std::vector<std::pair<Tensor, Tensor>> outputs_;  // (half-precision tensor, float32 twin)
 };
+
+// Rows of dim 0 per staging piece for kernels over `batched` tensors (all with dim 0 the same
+// batch): enough for about 256K elements of the largest one's rows (1 MB of float32), and at
+// least `min_rows` (a kernel that splits its threads over rows wants a row per thread).
+int64_t staging_piece_rows(const std::vector<const Tensor*>& batched, int64_t min_rows = 1);
+
+// Calls step(begin, count) for consecutive pieces [begin, begin + count) covering [0, rows),
+// each of at most `piece_rows` rows; no rows make one empty piece (0, 0), so the kernel still
+// runs once (a filter gradient over no images is zeros).
+template <typename Step>
+void for_staging_pieces(int64_t rows, int64_t piece_rows, Step&& step) {
+  if (rows == 0) return step(int64_t{0}, int64_t{0});
+  for (int64_t begin = 0; begin < rows; begin += piece_rows) {
+    step(begin, rows - begin < piece_rows ? rows - begin : piece_rows);
+  }
+}
+
+// Runs kernel(outs, ins) once per piece of dim 0 (staging_piece_rows of all the tensors, at
+// least min_rows): outs holds the pieces of `outputs` staged as Float32Staging::output, ins the
+// pieces of `inputs` staged as Float32Staging::input (tensors of other dtypes, indices say,
+// are passed as their pieces; undefined ones stay undefined). Every defined tensor's dim 0 is
+// the same batch.
+template <typename Kernel>
+void stage_in_pieces(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                     int64_t min_rows, Kernel&& kernel) {
+  std::vector<const Tensor*> all;
+  for (const Tensor& t : outputs) all.push_back(&t);
+  for (const Tensor& t : inputs) all.push_back(&t);
+  int64_t rows = 0;
+  for (const Tensor* t : all) {
+    if (t->defined()) rows = t->size(0);
+  }
+  const auto piece_of = [](const Tensor& t, int64_t begin, int64_t count) {
+    return t.defined() ? t.narrow(0, begin, count) : Tensor();
+  };
+  for_staging_pieces(rows, staging_piece_rows(all, min_rows), [&](int64_t begin, int64_t count) {
+    Float32Staging stage;
+    std::vector<Tensor> outs, ins;
+    for (const Tensor& t : outputs) outs.push_back(stage.output(piece_of(t, begin, count)));
+    for (const Tensor& t : inputs) ins.push_back(stage.input(piece_of(t, begin, count)));
+    kernel(outs, ins);
+    stage.finish();
+  });
+}
 
 }  // namespace strata::detail
