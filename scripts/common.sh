@@ -12,7 +12,7 @@ STRATA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # What building Strata needs, beyond the OS (and, optionally, the CUDA toolkit).
 # shellcheck disable=SC2034  # read by the scripts that source this file
 STRATA_BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libopenblas-dev libopenblas-openmp-dev zlib1g-dev
-  nlohmann-json3-dev libdnnl-dev)
+  nlohmann-json3-dev libdnnl-dev libopenmpi-dev openmpi-bin)
 
 strata_log() {
   printf '\033[1m==> %s\033[0m\n' "$*" >&2

@@ -3,12 +3,10 @@
 // checkpoint on disk loads and restores, that the killed write's temporary file misleads
 // neither latest_checkpoint nor the resume, and that the resumed run's per-epoch losses equal
 // an uninterrupted run's to the last digit (CPU, one thread).
-// NOTE: the trainer runs in its own process, started with posix_spawn (exec): this process
-// has OpenMP threads, so library code must not run in a forked copy of it.
+// NOTE: the trainer runs in its own process, started with posix_spawn (tests/subprocess.h).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,15 +29,16 @@
 #include "crash/crash_model.h"
 #include "strata/io/checkpoint.h"
 #include "strata/train/callbacks.h"
+#include "subprocess.h"
 #include "test_files.h"
-
-extern char** environ;
 
 namespace strata {
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using test::exited_cleanly;
+using test::read_text;
 using test::TempDir;
 
 // NOTE: under AddressSanitizer each trial's run is several times slower; the sanitized suite
@@ -58,54 +57,14 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 // Starts the trainer with `args`, its stdout and stderr going to `output`.
 pid_t spawn_trainer(const std::vector<std::string>& args, const fs::path& output) {
-  std::vector<std::string> argv_text = {STRATA_CRASH_TRAINER};
-  argv_text.insert(argv_text.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_text) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(error, 0) << "posix_spawn " << argv[0] << ": " << std::strerror(error);
-  return error == 0 ? pid : -1;
+  std::vector<std::string> argv = {STRATA_CRASH_TRAINER};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test::spawn(argv, output);
 }
 
-// Waits for `pid`, killing it after kRunLimit; returns its wait status.
-int wait_for(pid_t pid) {
-  const Clock::time_point deadline = Clock::now() + kRunLimit;
-  int status = 0;
-  while (true) {
-    const pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) return status;
-    if (done < 0 && errno != EINTR) {
-      ADD_FAILURE() << "waitpid: " << std::strerror(errno);
-      return -1;
-    }
-    if (Clock::now() > deadline) {
-      ADD_FAILURE() << "the trainer ran past " << kRunLimit.count() << " s: killed";
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
-
-bool exited_cleanly(int status) { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+int wait_for(pid_t pid) { return test::wait_for(pid, kRunLimit, "the trainer"); }
 
 // The trainer's marker: a one-byte file, mapped shared, that it sets to 1 while it writes a
 // checkpoint.

@@ -144,16 +144,17 @@ StackResult run_stack(const RnnParams& params, const Tensor& x, const Tensor& hx
                                     record_grad ? &reserve : nullptr);
 
   if (record_grad) {
-    // The weights as the backward gets them back (autocast's casts of parameters are cast
+    // The weights as the backward gets them back, wb (autocast's casts of parameters are cast
     // again rather than kept).
     std::vector<amp::SavedTensor> saved_w;
     for (const Tensor& weight : weights) saved_w.emplace_back(weight);
     record(mode_name(params.mode), inputs, packed,
            [params, saved_w, xd, hd, cd, y, reserve, y_shape, state_shape, ny, ns, lstm](
                const Tensor& grad, const Needs& need) {
-             std::vector<Tensor> w(saved_w.size());
-             for (size_t i = 0; i < w.size(); ++i) {
-               if (saved_w[i].defined()) w[i] = saved_w[i].get(mode_name(params.mode)).contiguous();
+             std::vector<Tensor> wb(saved_w.size());
+             for (size_t i = 0; i < wb.size(); ++i) {
+               if (saved_w[i].defined())
+                 wb[i] = saved_w[i].get(mode_name(params.mode)).contiguous();
              }
              const Tensor g = grad.contiguous();
              const Tensor dy = g.narrow(0, 0, ny).view(y_shape);
@@ -162,12 +163,12 @@ StackResult run_stack(const RnnParams& params, const Tensor& x, const Tensor& hx
              Tensor dx = Tensor::empty(xd.shape(), xd.options());
              Tensor dhx = Tensor::empty(state_shape, xd.options());
              Tensor dcx = lstm ? Tensor::empty(state_shape, xd.options()) : Tensor();
-             std::vector<Tensor> dw(w.size());
-             for (size_t i = 0; i < w.size(); ++i) {
-               if (w[i].defined()) dw[i] = Tensor::empty(w[i].shape(), w[i].options());
+             std::vector<Tensor> dw(wb.size());
+             for (size_t i = 0; i < wb.size(); ++i) {
+               if (wb[i].defined()) dw[i] = Tensor::empty(wb[i].shape(), wb[i].options());
              }
-             detail::backend_of(xd).rnn_backward(params, w, xd, hd, cd, y, reserve, dy, dhy,
-                                                 dcy, dx, dhx, dcx, dw);
+             detail::backend_of(xd).rnn_backward(params, wb, xd, hd, cd, y, reserve, dy, dhy, dcy,
+                                                 dx, dhx, dcx, dw);
              Grads grads = {need[0] ? dx : Tensor(), need[1] ? dhx : Tensor(),
                             need[2] ? dcx : Tensor()};
              for (size_t i = 0; i < dw.size(); ++i) grads.push_back(need[3 + i] ? dw[i] : Tensor());
