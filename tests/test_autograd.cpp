@@ -864,3 +864,44 @@ TEST(GradcheckViews, ChainedViews) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+// Post-accumulate hooks fire once per pass per leaf, after its .grad() holds the pass's
+// gradient (a leaf used twice is summed first); end-of-pass callbacks run after every node, in
+// the order queued, before backward() returns.
+TEST(AutogradHooks, PostAccumulateHooksAndEndOfPassCallbacks) {
+  Tensor w = full({2}, 3.0).set_requires_grad(true);
+  Tensor b = full({2}, 1.0).set_requires_grad(true);
+  std::vector<std::string> events;
+  const int64_t id = autograd::add_post_accumulate_hook(w, [&](const Tensor& leaf) {
+    events.push_back("w grad " + std::to_string(leaf.grad().data<float>()[0]));
+    autograd::queue_backward_end_callback([&] { events.push_back("end 1"); });
+  });
+  autograd::add_post_accumulate_hook(b, [&](const Tensor&) {
+    events.push_back("b");
+    autograd::queue_backward_end_callback([&] { events.push_back("end 2"); });
+  });
+  sum(add(mul(w, w), b)).backward();  // w used twice: d/dw = 2w = 6
+  // The engine picks which leaf comes first; the callbacks follow in the order queued.
+  const std::vector<std::string> w_first = {"w grad 6.000000", "b", "end 1", "end 2"};
+  const std::vector<std::string> b_first = {"b", "w grad 6.000000", "end 2", "end 1"};
+  EXPECT_TRUE(events == w_first || events == b_first)
+      << "one hook call for w after its two uses were summed, then the end callbacks: "
+      << ::testing::PrintToString(events);
+  events.clear();
+  sum(mul(w, 2.0)).backward();  // accumulates: 6 + 2
+  EXPECT_EQ(events.front(), "w grad 8.000000");
+  autograd::remove_post_accumulate_hook(w, id);
+  events.clear();
+  sum(w).backward();
+  EXPECT_TRUE(events.empty()) << "a removed hook stays quiet";
+  test::expect_error([] { autograd::queue_backward_end_callback([] {}); },
+                     {"queue_backward_end_callback", "no backward pass"});
+  test::expect_error([&] { (void)autograd::add_post_accumulate_hook(mul(w, 1.0), {}); },
+                     {"register_post_accumulate_grad_hook", "leaf", "mul"});
+}
+
+}  // namespace
+}  // namespace strata

@@ -196,6 +196,10 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
 
 namespace {
 
+// The end-of-pass callbacks of the backward passes running on this thread, innermost last (a
+// backward function may run a backward of its own).
+thread_local std::vector<std::vector<std::function<void()>>> t_end_callbacks;
+
 void accumulate_into_leaf(const Node& node, Tensor gradient) {
   const std::shared_ptr<TensorImpl> impl = node.leaf.lock();
   if (!impl) return;  // the leaf is gone: nobody can read its gradient
@@ -210,7 +214,37 @@ void accumulate_into_leaf(const Node& node, Tensor gradient) {
   } else {
     grad.add_(gradient);
   }
+  if (impl->autograd && !impl->autograd->post_accumulate_hooks.empty()) {
+    // A copy: a hook may remove itself.
+    const auto hooks = impl->autograd->post_accumulate_hooks;
+    for (const auto& [id, hook] : hooks) hook(leaf);
+  }
 }
+
+// Pushes a callback list for one backward pass and runs (then pops) it at the pass's end; an
+// exception drops the pass's callbacks unrun.
+class EndCallbacks {
+ public:
+  EndCallbacks() { t_end_callbacks.emplace_back(); }
+  ~EndCallbacks() {
+    if (!ran_) t_end_callbacks.pop_back();
+  }
+  EndCallbacks(const EndCallbacks&) = delete;
+  EndCallbacks& operator=(const EndCallbacks&) = delete;
+
+  void run() {
+    // A callback may queue another: run until none is left.
+    for (size_t i = 0; i < t_end_callbacks.back().size(); ++i) {
+      const std::function<void()> callback = t_end_callbacks.back()[i];
+      callback();
+    }
+    t_end_callbacks.pop_back();
+    ran_ = true;
+  }
+
+ private:
+  bool ran_ = false;
+};
 
 // A gradient reaching `node`: converted to the dtype and device the node produced, then summed.
 void add_gradient(Node* node, Tensor gradient) {
@@ -232,6 +266,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   STRATA_ASSERT(roots.size() == gradients.size());
   NoGradGuard no_grad;
   amp::AutocastOffGuard no_autocast;  // backward follows the dtypes the forward saved
+  EndCallbacks end_callbacks;
   static std::atomic<uint64_t> pass_counter{0};
   const uint64_t pass = ++pass_counter;
 
@@ -321,6 +356,33 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     }
   }
   g_tape_length = 0;  // the next forward pass starts a new tape
+  end_callbacks.run();
+}
+
+int64_t add_post_accumulate_hook(const Tensor& t, PostAccumulateHook hook) {
+  detail::check_defined(t, "register_post_accumulate_grad_hook", "the tensor");
+  STRATA_CHECK(t.requires_grad() && t.grad_fn() == nullptr,
+               "register_post_accumulate_grad_hook: only a leaf that requires grad accumulates "
+               "a gradient, got ",
+               detail::describe(t),
+               t.grad_fn() ? " (the result of " + t.grad_fn()->name + ")" : std::string());
+  static std::atomic<int64_t> next_id{1};
+  const int64_t id = next_id++;
+  t.impl_ptr()->autograd->post_accumulate_hooks.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void remove_post_accumulate_hook(const Tensor& t, int64_t id) {
+  if (!t.defined() || !t.impl_ptr()->autograd) return;
+  auto& hooks = t.impl_ptr()->autograd->post_accumulate_hooks;
+  std::erase_if(hooks, [id](const auto& entry) { return entry.first == id; });
+}
+
+void queue_backward_end_callback(std::function<void()> callback) {
+  STRATA_CHECK(!t_end_callbacks.empty(),
+               "queue_backward_end_callback: no backward pass is "
+               "running on this thread (call it from a hook or a backward function)");
+  t_end_callbacks.back().push_back(std::move(callback));
 }
 
 }  // namespace autograd

@@ -7,6 +7,10 @@
 //   timeout      rank 1 skips an all_reduce: rank 0's wait fails within its 2 s timeout naming
 //                rank 1, and the job ends non-zero
 //   die          rank 1 exits mid-training (no MPI_Finalize): the job ends non-zero
+//   ddp          DistributedDataParallel: 20 SGD steps on each rank's share of the batch equal
+//                20 steps of one process on the whole batch (f64 and f32); no_sync
+//                accumulation equals one large step; unused parameters are an error or, with
+//                find_unused_parameters, zeros; a different model on one rank is an error
 // Prints "rank R: SCENARIO ok" and exits 0 when everything held; otherwise says what was wrong
 // and exits 1.
 #include <chrono>
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "strata/distributed.h"
+#include "strata/nn/distributed_data_parallel.h"
 #include "strata/strata.h"
 
 namespace {
@@ -154,6 +159,139 @@ void mismatch(distributed::ProcessGroup& group) {
   expect(equal(u, std::vector<double>(4, group.size())), "all_reduce after a mismatch");
 }
 
+// ---- DistributedDataParallel -------------------------------------------------------------
+
+namespace F = nn::functional;
+
+std::shared_ptr<nn::Sequential> mlp(DType dtype, int64_t hidden = 16) {
+  manual_seed(11);
+  auto net = std::make_shared<nn::Sequential>(nn::Linear(6, hidden), nn::Tanh(),
+                                              nn::Linear(hidden, 8), nn::Tanh(), nn::Linear(8, 4));
+  net->to(dtype);
+  return net;
+}
+
+// The largest |a - b| / max(|b|, tiny) over two modules' parameters, in order.
+double max_relative_difference(nn::Module& a, nn::Module& b) {
+  const std::vector<Tensor> pa = a.parameters(), pb = b.parameters();
+  double worst = 0.0;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const Tensor x = pa[i].detach().to(kFloat64), y = pb[i].detach().to(kFloat64);
+    const double* xd = x.data<double>();
+    const double* yd = y.data<double>();
+    for (int64_t k = 0; k < x.numel(); ++k) {
+      worst = std::max(worst, std::abs(xd[k] - yd[k]) / std::max(std::abs(yd[k]), 1e-3));
+    }
+  }
+  return worst;
+}
+
+void ddp_matches_one_process(distributed::ProcessGroup& group, DType dtype, double tolerance) {
+  const int size = group.size(), rank = group.rank();
+  const int64_t share = 8;  // examples per rank
+  Generator gen(5);
+  const Tensor x = randn({share * size, 6}, TensorOptions(dtype), &gen);
+  const Tensor y = randn({share * size, 4}, TensorOptions(dtype), &gen);
+  // A tiny bucket cap: several buckets, started while backward still runs.
+  nn::DistributedDataParallel ddp(
+      mlp(dtype),
+      std::shared_ptr<distributed::ProcessGroup>(&group, [](distributed::ProcessGroup*) {}),
+      {.bucket_cap_mb = 0.0001});
+  expect(ddp.bucket_names().size() >= 3, "several buckets");
+  auto reference = mlp(dtype);
+  optim::SGD sgd(ddp.parameters(), {.lr = 0.1, .momentum = 0.9});
+  optim::SGD reference_sgd(reference->parameters(), {.lr = 0.1, .momentum = 0.9});
+  const Tensor my_x = x.narrow(0, rank * share, share), my_y = y.narrow(0, rank * share, share);
+  for (int step = 0; step < 20; ++step) {
+    sgd.zero_grad();
+    F::mse_loss(ddp(my_x), my_y).backward();
+    sgd.step();
+    reference_sgd.zero_grad();
+    F::mse_loss((*reference)(x), y).backward();
+    reference_sgd.step();
+  }
+  const double difference = max_relative_difference(ddp.module(), *reference);
+  std::printf("rank %d: ddp %s, 20 steps: largest relative difference %.3g\n", rank,
+              dtype_name(dtype), difference);
+  expect(difference <= tolerance,
+         "DDP equals one process on the whole batch (" + std::string(dtype_name(dtype)) + ")");
+
+  // no_sync: two half-shares accumulated, the second synchronized, equal one step on the
+  // whole batch (each half's loss halved, as gradient accumulation does).
+  auto accumulated = std::make_shared<nn::DistributedDataParallel>(
+      mlp(dtype), std::shared_ptr<distributed::ProcessGroup>(&group, [](auto*) {}),
+      nn::DistributedDataParallelOptions{.bucket_cap_mb = 0.0001});
+  auto whole = mlp(dtype);
+  {
+    auto guard = accumulated->no_sync();
+    mul(F::mse_loss((*accumulated)(my_x.narrow(0, 0, share / 2)), my_y.narrow(0, 0, share / 2)),
+        0.5)
+        .backward();
+  }
+  mul(F::mse_loss((*accumulated)(my_x.narrow(0, share / 2, share / 2)),
+                  my_y.narrow(0, share / 2, share / 2)),
+      0.5)
+      .backward();
+  F::mse_loss((*whole)(x), y).backward();
+  const std::vector<Tensor> got = accumulated->parameters(), want = whole->parameters();
+  double worst = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Tensor d = sub(got[i].grad(), want[i].grad()).abs().max().to(kFloat64);
+    const Tensor m = want[i].grad().abs().max().to(kFloat64);
+    worst = std::max(worst, d.item<double>() / std::max(m.item<double>(), 1e-6));
+  }
+  expect(worst <= tolerance,
+         "no_sync accumulation equals one large step, difference " + std::to_string(worst));
+}
+
+struct TwoHeads : nn::Module {
+  std::shared_ptr<nn::Linear> used, unused;
+  TwoHeads() : Module("TwoHeads") {
+    manual_seed(3);
+    used = register_module("used", std::make_shared<nn::Linear>(3, 2));
+    unused = register_module("unused", std::make_shared<nn::Linear>(3, 2));
+  }
+  Tensor forward(const Tensor& x) override { return (*used)(x); }
+};
+
+void ddp(distributed::ProcessGroup& group) {
+  const std::shared_ptr<distributed::ProcessGroup> shared(&group, [](auto*) {});
+  ddp_matches_one_process(group, kFloat64, 1e-9);
+  ddp_matches_one_process(group, kFloat32, 2e-5);  // 20 momentum steps of f32 rounding
+
+  {
+    nn::DistributedDataParallel strict(std::make_shared<TwoHeads>(), shared);
+    try {
+      sum(strict(ones({4, 3}))).backward();
+      expect(false, "an unused parameter did not fail");
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      expect(message.find("module.unused.weight") != std::string::npos &&
+                 message.find("find_unused_parameters") != std::string::npos,
+             "the unused-parameter message names it: " + message);
+    }
+    nn::DistributedDataParallel lenient(std::make_shared<TwoHeads>(), shared,
+                                        {.find_unused_parameters = true});
+    sum(lenient(ones({4, 3}))).backward();
+    const auto params = lenient.named_parameters();
+    for (const auto& [name, p] : params) {
+      const bool is_used = name.find("unused") == std::string::npos;
+      expect(p.grad().defined() == is_used, "gradient defined exactly for the used " + name);
+    }
+  }
+
+  // A model that differs on one rank is refused at construction, on every rank.
+  try {
+    nn::DistributedDataParallel odd(mlp(kFloat32, group.rank() == 1 ? 12 : 16), shared);
+    expect(false, "different models were accepted");
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    expect(message.find("differs across ranks") != std::string::npos &&
+               message.find("module.0.weight") != std::string::npos,
+           "the message names the parameter: " + message);
+  }
+}
+
 int run(const std::string& scenario) {
   if (!distributed::mpi_available()) {
     std::fprintf(stderr, "strata_dist_worker: this Strata was built without MPI\n");
@@ -167,6 +305,8 @@ int run(const std::string& scenario) {
     collectives(*group);
   } else if (scenario == "mismatch") {
     mismatch(*group);
+  } else if (scenario == "ddp") {
+    ddp(*group);
   } else if (scenario == "timeout") {
     Tensor t = ones({8});
     if (group->rank() != 1) group->all_reduce(t).wait();  // throws: rank 1 never comes

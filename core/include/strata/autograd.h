@@ -105,12 +105,28 @@ struct Node {
   uint64_t visited_in = 0; // the pass that last counted this node's edges
 };
 
+// Called with a leaf once a backward pass has added its gradient to the leaf's .grad().
+using PostAccumulateHook = std::function<void(const Tensor& leaf)>;
+
 struct AutogradMeta {
   bool requires_grad = false;
   Tensor grad;
   std::shared_ptr<Node> grad_fn;         // set on outputs of recorded ops
   std::weak_ptr<Node> accumulator;       // the leaf's accumulating node, made on first use
+  std::vector<std::pair<int64_t, PostAccumulateHook>> post_accumulate_hooks;  // (id, hook)
 };
+
+// Registers `hook` on leaf `t` (torch's register_post_accumulate_grad_hook): each backward
+// pass that gives t a gradient calls it once, right after adding that gradient to t.grad(),
+// while the rest of the pass still runs (DistributedDataParallel starts its all-reduces from
+// here). Returns an id for remove_post_accumulate_hook.
+int64_t add_post_accumulate_hook(const Tensor& t, PostAccumulateHook hook);
+void remove_post_accumulate_hook(const Tensor& t, int64_t id);
+
+// Runs `callback` once when the backward pass now running on this thread has run every node
+// (torch's queue_callback), before backward() returns; callbacks run in the order queued. Only
+// callable from inside a backward pass (a hook or a backward function).
+void queue_backward_end_callback(std::function<void()> callback);
 
 // True when an op with these inputs must record a node.
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
