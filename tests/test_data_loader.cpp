@@ -507,3 +507,76 @@ TEST(PinMemory, LoaderDeliversTheSameBatchesOnCuda) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+using data::DistributedSampler;
+
+// PyTorch's DistributedSampler without shuffling, worked by hand: 10 examples on 3 ranks pad
+// to 12 with examples 0 and 1 again; with drop_last they cut to 9.
+TEST(DataDistributedSampler, ShardsAsPyTorchsSampler) {
+  const auto share = [](int64_t rank, bool drop_last) {
+    return DistributedSampler{
+        .num_replicas = 3, .rank = rank, .shuffle = false, .drop_last = drop_last}
+        .indices(10, 0);
+  };
+  EXPECT_EQ(share(0, false), (std::vector<int64_t>{0, 3, 6, 9}));
+  EXPECT_EQ(share(1, false), (std::vector<int64_t>{1, 4, 7, 0}));
+  EXPECT_EQ(share(2, false), (std::vector<int64_t>{2, 5, 8, 1}));
+  EXPECT_EQ(share(1, true), (std::vector<int64_t>{1, 4, 7}));
+  // A set smaller than the padding repeats itself more than once.
+  EXPECT_EQ((DistributedSampler{.num_replicas = 4, .rank = 3, .shuffle = false}.indices(2, 0)),
+            (std::vector<int64_t>{1}));
+}
+
+// Across the ranks each epoch visits every example once (drop_last) or once plus the padding;
+// the ranks agree on one permutation per epoch, and epochs differ.
+TEST(DataDistributedSampler, CoversEveryExampleOncePerEpoch) {
+  for (int64_t ranks : {1, 2, 3, 4}) {
+    for (bool drop_last : {false, true}) {
+      std::vector<int64_t> seen_epoch0;
+      for (int64_t epoch : {0, 1}) {
+        std::vector<int64_t> seen;
+        for (int64_t r = 0; r < ranks; ++r) {
+          const DistributedSampler sampler{
+              .num_replicas = ranks, .rank = r, .seed = 9, .drop_last = drop_last};
+          const std::vector<int64_t> mine = sampler.indices(23, epoch);
+          EXPECT_EQ(static_cast<int64_t>(mine.size()), sampler.num_samples(23));
+          seen.insert(seen.end(), mine.begin(), mine.end());
+        }
+        std::vector<int64_t> sorted = seen;
+        std::sort(sorted.begin(), sorted.end());
+        const std::set<int64_t> distinct(sorted.begin(), sorted.end());
+        if (drop_last) {
+          EXPECT_EQ(distinct.size(), sorted.size()) << "no example twice with drop_last";
+          EXPECT_EQ(static_cast<int64_t>(sorted.size()), 23 / ranks * ranks);
+        } else {
+          EXPECT_EQ(distinct.size(), 23u) << ranks << " ranks: every example visited";
+          EXPECT_EQ(static_cast<int64_t>(sorted.size()), (23 + ranks - 1) / ranks * ranks);
+        }
+        if (epoch == 0) seen_epoch0 = seen;
+        if (epoch == 1 && ranks > 1) {
+          EXPECT_NE(seen, seen_epoch0) << "set_epoch reshuffles";
+        }
+      }
+    }
+  }
+}
+
+TEST(DataDistributedSampler, DataLoaderVisitsOnlyItsShare) {
+  auto dataset = numbered_dataset(10);
+  DataLoader loader(
+      dataset, {.batch_size = 3,
+                .sampler = DistributedSampler{.num_replicas = 3, .rank = 1, .shuffle = false}});
+  EXPECT_EQ(loader.size(), 2u);
+  EXPECT_EQ(pass(loader), (std::vector<std::vector<int64_t>>{{1, 4, 7}, {0}}));
+  test::expect_error(
+      [&] { DataLoader both(dataset, {.shuffle = true, .sampler = DistributedSampler{}}); },
+      {"DataLoader", "sampler", "shuffle"});
+  test::expect_error([] { (void)DistributedSampler{.num_replicas = 2, .rank = 2}.indices(5, 0); },
+                     {"DistributedSampler", "rank 2", "2 replicas"});
+}
+
+}  // namespace
+}  // namespace strata

@@ -237,10 +237,46 @@ DataLoader::DataLoader(std::shared_ptr<Dataset> dataset, DataLoaderOptions optio
                options_.workers);
   STRATA_CHECK(options_.prefetch >= 1, "DataLoader: prefetch must be >= 1, got ",
                options_.prefetch);
+  if (options_.sampler) {
+    STRATA_CHECK(!options_.shuffle, "DataLoader: the sampler shuffles (DistributedSampler::"
+                 "shuffle); the loader's own shuffle must be false with a sampler");
+    (void)options_.sampler->num_samples(dataset_->size());  // validates it
+  }
+}
+
+int64_t DistributedSampler::num_samples(int64_t dataset_size) const {
+  STRATA_CHECK(num_replicas >= 1, "DistributedSampler: num_replicas must be >= 1, got ",
+               num_replicas);
+  STRATA_CHECK(rank >= 0 && rank < num_replicas, "DistributedSampler: rank ", rank,
+               " is out of range for ", num_replicas, " replicas");
+  STRATA_CHECK(dataset_size >= 0, "DistributedSampler: negative dataset size ", dataset_size);
+  return drop_last ? dataset_size / num_replicas
+                   : (dataset_size + num_replicas - 1) / num_replicas;
+}
+
+std::vector<int64_t> DistributedSampler::indices(int64_t dataset_size, int64_t epoch) const {
+  const int64_t per_rank = num_samples(dataset_size);
+  STRATA_CHECK(epoch >= 0, "DistributedSampler::indices: epoch must be >= 0, got ", epoch);
+  std::vector<int64_t> all;
+  if (shuffle) {
+    all = random_permutation(dataset_size, seed, static_cast<uint64_t>(epoch));
+  } else {
+    for (int64_t i = 0; i < dataset_size; ++i) all.push_back(i);
+  }
+  const int64_t total = per_rank * num_replicas;
+  // Pad by repeating from the start (several times over when the set is smaller than the
+  // padding), or cut.
+  for (size_t i = 0; static_cast<int64_t>(all.size()) < total; ++i) all.push_back(all[i]);
+  all.resize(static_cast<size_t>(total));
+  std::vector<int64_t> mine;
+  mine.reserve(static_cast<size_t>(per_rank));
+  for (int64_t i = rank; i < total; i += num_replicas) mine.push_back(all[static_cast<size_t>(i)]);
+  return mine;
 }
 
 size_t DataLoader::size() const {
-  const int64_t n = dataset_->size();
+  const int64_t n = options_.sampler ? options_.sampler->num_samples(dataset_->size())
+                                     : dataset_->size();
   const int64_t batches = options_.drop_last ? n / options_.batch_size
                                              : (n + options_.batch_size - 1) / options_.batch_size;
   return static_cast<size_t>(batches);
@@ -254,6 +290,7 @@ void DataLoader::set_epoch(int64_t epoch) {
 std::vector<int64_t> DataLoader::order(int64_t epoch) const {
   STRATA_CHECK(epoch >= 0, "DataLoader::order: epoch must be >= 0, got ", epoch);
   const int64_t n = dataset_->size();
+  if (options_.sampler) return options_.sampler->indices(n, epoch);
   if (options_.shuffle) return random_permutation(n, options_.seed, static_cast<uint64_t>(epoch));
   std::vector<int64_t> sequential(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) sequential[static_cast<size_t>(i)] = i;

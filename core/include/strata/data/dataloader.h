@@ -23,6 +23,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "strata/data/dataset.h"
@@ -31,6 +32,25 @@
 #include "strata/tensor.h"
 
 namespace strata::data {
+
+// One rank's share of a data set in data-parallel training (torch.utils.data.
+// DistributedSampler): each epoch the indices 0..n-1 (shuffled with random_permutation(n,
+// seed, epoch) when `shuffle`) are made a multiple of num_replicas — padded by repeating from
+// the start, or with drop_last cut to the largest multiple — and rank r takes every
+// num_replicas-th index from position r. Every rank gets the same count, and across the ranks
+// every example appears once per epoch (plus the padding's repeats).
+struct DistributedSampler {
+  int64_t num_replicas = 1;
+  int64_t rank = 0;
+  bool shuffle = true;
+  uint64_t seed = 0;
+  bool drop_last = false;
+
+  // The examples of each rank per epoch.
+  int64_t num_samples(int64_t dataset_size) const;
+  // Rank `rank`'s indices for `epoch`, in the order they are visited.
+  std::vector<int64_t> indices(int64_t dataset_size, int64_t epoch) const;
+};
 
 struct DataLoaderOptions {
   int64_t batch_size = 64;
@@ -48,6 +68,9 @@ struct DataLoaderOptions {
   // random crop, a flip). The Generator it gets is seeded from (seed, epoch, batch number), so
   // the result is the same whichever thread loads the batch.
   std::function<void(Batch& batch, Generator& generator)> transform = nullptr;
+  // Set in data-parallel training: the loader visits only this rank's share, in the sampler's
+  // order (its shuffle and seed; the loader's own `shuffle` must then be false).
+  std::optional<DistributedSampler> sampler = std::nullopt;
 };
 
 namespace detail {
@@ -91,12 +114,14 @@ class DataLoader {
   Iterator begin();
   std::default_sentinel_t end() const { return std::default_sentinel; }
 
-  // Batches per epoch: ceil(n / batch_size), or floor with drop_last.
+  // Batches per epoch: ceil(n / batch_size), or floor with drop_last (n: the sampler's share
+  // when there is one).
   size_t size() const;
   // The epoch number the next begin() uses (a resumed run sets the epoch it resumes at).
   void set_epoch(int64_t epoch);
   int64_t epoch() const { return epoch_; }
-  // The example order of epoch `epoch` (0..n-1 when not shuffling).
+  // The example order of epoch `epoch` (0..n-1 when not shuffling; the sampler's indices when
+  // there is one).
   std::vector<int64_t> order(int64_t epoch) const;
 
   const std::shared_ptr<Dataset>& dataset() const { return dataset_; }
