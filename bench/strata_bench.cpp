@@ -25,7 +25,13 @@
 
 #include "strata/detail/cpu_memory.h"
 #include "strata/detail/cuda_memory.h"
+#include "strata/distributed.h"
+#include "strata/nn/distributed_data_parallel.h"
 #include "strata/strata.h"
+
+#if STRATA_BENCH_MPI
+#include <mpi.h>
+#endif
 
 namespace {
 
@@ -367,6 +373,17 @@ struct LstmClassifier : nn::Module {
   }
 };
 
+nn::Sequential mlp_784() {
+  return nn::Sequential(nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(),
+                        nn::Linear(256, 10));
+}
+
+nn::Sequential lenet5() {
+  return nn::Sequential(nn::Conv2d(1, 6, 5), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(6, 16, 5),
+                        nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(16 * 4 * 4, 120),
+                        nn::ReLU(), nn::Linear(120, 84), nn::ReLU(), nn::Linear(84, 10));
+}
+
 // Each training step in float32, then in mixed precision: bf16 autocast on the CPU (PyTorch's
 // CPU default), f16 autocast with a GradScaler on CUDA (PyTorch AMP). Every model is built anew
 // from one seed, so both precisions start from the same weights.
@@ -374,15 +391,12 @@ void bench_train(const Options& opt, strata::Device device) {
   const std::vector<std::string> precisions = {"f32", device.is_cpu() ? "bf16" : "f16"};
   for (const std::string& precision : precisions) {
     strata::manual_seed(5);
-    nn::Sequential mlp(nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(),
-                       nn::Linear(256, 10));
+    nn::Sequential mlp = mlp_784();
     bench_train_step(opt, device, "train_mlp_b128", mlp, {128, 784}, 10, 0, precision);
   }
   for (const std::string& precision : precisions) {
     strata::manual_seed(5);
-    nn::Sequential lenet(nn::Conv2d(1, 6, 5), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(6, 16, 5),
-                         nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(16 * 4 * 4, 120),
-                         nn::ReLU(), nn::Linear(120, 84), nn::ReLU(), nn::Linear(84, 10));
+    nn::Sequential lenet = lenet5();
     bench_train_step(opt, device, "train_lenet_b64", lenet, {64, 1, 28, 28}, 10, 0, precision);
   }
   for (const std::string& precision : precisions) {
@@ -465,6 +479,97 @@ void bench_adam_step(const Options& opt, strata::Device device) {
   report("strata." + dev + ".adam_step_mlp", s * 1e6, "us");
 }
 
+// ---- data-parallel training (--only dist, under mpirun -np N) -------------------------------
+
+#if STRATA_BENCH_MPI
+
+// Seconds per call of each body, timed on every rank alike: a fixed count (ranks must call the
+// same collectives), barriers around each repetition, the bodies' repetitions interleaved (so
+// both see the same machine), the median of `reps` each; rank 0's clock.
+std::vector<double> time_collectively(strata::distributed::ProcessGroup& group, int reps,
+                                      int64_t count,
+                                      const std::vector<std::function<void()>>& bodies) {
+  for (const auto& body : bodies) body();  // warm-up
+  std::vector<std::vector<double>> times(bodies.size());
+  for (int r = 0; r < reps; ++r) {
+    for (size_t b = 0; b < bodies.size(); ++b) {
+      group.barrier().wait();
+      const auto start = Clock::now();
+      for (int64_t i = 0; i < count; ++i) bodies[b]();
+      group.barrier().wait();
+      times[b].push_back(std::chrono::duration<double>(Clock::now() - start).count() /
+                         static_cast<double>(count));
+    }
+  }
+  std::vector<double> medians;
+  for (std::vector<double>& t : times) {
+    std::sort(t.begin(), t.end());
+    medians.push_back(t[t.size() / 2]);
+  }
+  return medians;
+}
+
+// A data-parallel training step of a fixed global batch (global_batch / ranks examples each),
+// SGD with momentum, through DistributedDataParallel.
+void bench_ddp_step(const Options& opt, strata::distributed::ProcessGroup& group,
+                    const std::string& name, nn::Sequential model, strata::Shape input_shape) {
+  const std::shared_ptr<strata::distributed::ProcessGroup> shared(&group, [](auto*) {});
+  const int64_t global_batch = input_shape[0];
+  input_shape[0] = global_batch / group.size();
+  nn::DistributedDataParallel ddp(std::make_shared<nn::Sequential>(std::move(model)), shared);
+  strata::Generator gen(7 + static_cast<uint64_t>(group.rank()));
+  const strata::Tensor x = strata::randn(input_shape, {}, &gen);
+  const strata::Tensor y = strata::randint(0, 10, {input_shape[0]}, strata::kInt64, &gen);
+  optim::SGD sgd(ddp.parameters(), {.lr = 0.01, .momentum = 0.9});
+  const double s = time_collectively(group, opt.reps, 50, {[&] {
+                                       sgd.zero_grad();
+                                       nn::functional::cross_entropy(ddp(x), y).backward();
+                                       sgd.step();
+                                     }})[0];
+  if (group.rank() == 0) {
+    report("strata.cpu.ddp" + std::to_string(group.size()) + "_" + name, s * 1e3, "ms");
+  }
+}
+
+// The all-reduce of 16 MB of float32 through the process group, beside a bare MPI_Allreduce
+// of the same buffer (MPI initialized here with MPI_THREAD_MULTIPLE, so both can call it).
+void bench_distributed(const Options& opt) {
+  int provided = 0;
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+  {
+    auto group = strata::distributed::new_mpi_group();
+    const std::string prefix = ".cpu.ddp" + std::to_string(group->size()) + "_";
+    const int64_t n = 4 * 1024 * 1024;
+    strata::Tensor buffer = strata::ones({n});
+    const double bytes = static_cast<double>(n) * 4.0;
+    const std::vector<double> s = time_collectively(
+        *group, opt.reps, 20,
+        {[&] { group->all_reduce(buffer, strata::distributed::ReduceOp::Sum).wait(); },
+         [&] {
+           MPI_Allreduce(MPI_IN_PLACE, buffer.raw_data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM,
+                         MPI_COMM_WORLD);
+         }});
+    const double strata_s = s[0], mpi_s = s[1];
+    if (group->rank() == 0) {
+      report("strata" + prefix + "allreduce_16mb", bytes / strata_s / 1e9, "GB/s");
+      report("mpi" + prefix + "allreduce_16mb", bytes / mpi_s / 1e9, "GB/s");
+    }
+    strata::manual_seed(5);
+    bench_ddp_step(opt, *group, "train_mlp_b128", mlp_784(), {128, 784});
+    strata::manual_seed(5);
+    bench_ddp_step(opt, *group, "train_lenet_b64", lenet5(), {64, 1, 28, 28});
+  }
+  MPI_Finalize();
+}
+
+#else
+
+void bench_distributed(const Options&) {
+  std::printf("# skip dist: strata_bench was built without MPI (STRATA_MPI)\n");
+}
+
+#endif
+
 void run_all(const Options& opt, strata::Device device) {
   if (opt.only.empty() || opt.only == "ops") {
     bench_small_add(opt, device);
@@ -477,6 +582,8 @@ void run_all(const Options& opt, strata::Device device) {
     bench_train(opt, device);
     bench_activation_memory(opt, device);
   }
+  // Only when asked for: it must run under mpirun (every rank runs it).
+  if (opt.only == "dist" && device.is_cpu()) bench_distributed(opt);
 }
 
 void print_table() {
@@ -489,7 +596,8 @@ void print_table() {
 [[noreturn]] void usage(const char* argv0, int code) {
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: %s [--threads N] [--cuda] [--reps R] [--small-iters N] "
-               "[--backward-iters N] [--sizes 512,1024,2048] [--only ops|train]\n",
+               "[--backward-iters N] [--sizes 512,1024,2048] [--only ops|train|dist]\n"
+               "  --only dist: data-parallel rows, under mpirun -np N (one rank per process)\n",
                argv0);
   std::exit(code);
 }

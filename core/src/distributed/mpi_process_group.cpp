@@ -4,9 +4,10 @@
 //   1. check: each rank sends its collective's description (a Header) to every other rank and
 //      receives theirs (nonblocking point-to-point, so a timeout can name who never sent);
 //      any difference fails the collective on every rank alike;
-//   2. data: the nonblocking MPI collective (MPI_Iallreduce, MPI_Ibcast, ...), polled with
-//      MPI_Test until done; Avg then divides the sum.
-// Polling backs off to short sleeps when nothing moves, so an idle group costs no core.
+//   2. data, once every rank's description has arrived (so every rank is there): the blocking
+//      MPI collective (MPI_Allreduce, MPI_Bcast, ...) on this thread; Avg then divides the sum.
+// Polling the check phase backs off to short sleeps when nothing moves, so waiting for a late
+// rank costs no core.
 // CUDA tensors are staged through a pinned host copy (copied back by Work::wait()).
 #include <algorithm>
 #include <atomic>
@@ -180,8 +181,7 @@ struct Op {
   std::vector<MPI_Request> check_requests;
   std::vector<int> check_peers;  // the rank of each receive request (the first half)
   std::vector<bool> heard_from;  // by rank, set as headers arrive
-  bool check_started = false, data_started = false;
-  MPI_Request data_request = MPI_REQUEST_NULL;
+  bool check_started = false;
 };
 
 class MpiProcessGroup final : public ProcessGroup {
@@ -390,10 +390,12 @@ class MpiProcessGroup final : public ProcessGroup {
         idle_polls = 0;
       } else if (moved) {
         idle_polls = 0;
-      } else if (++idle_polls > 64) {
-        // Nothing moved for a while: a peer is late. Sleep instead of spinning a core away
-        // from the ranks' own computation.
-        std::this_thread::sleep_for(std::chrono::microseconds(idle_polls > 1024 ? 200 : 20));
+      } else if (++idle_polls > 20000) {
+        // Nothing moved for a while (a few ms of yielding): a peer is late. Sleep instead of
+        // taking a core from the ranks' own computation.
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      } else {
+        std::this_thread::yield();
       }
     }
     // Broken: fail what is left, so no waiter hangs.
@@ -412,7 +414,7 @@ class MpiProcessGroup final : public ProcessGroup {
       start_check(item);
       return true;
     }
-    if (!item.data_started) {
+    {
       int all_done = 0;
       // Receives first: record who has been heard from (for a timeout's message).
       for (size_t i = 0; i < item.check_peers.size(); ++i) {
@@ -433,21 +435,10 @@ class MpiProcessGroup final : public ProcessGroup {
         item.state->complete(mismatch);
         return true;
       }
-      start_data(item);
+      run_data(item);
       return true;
     }
-    int done = 0;
-    const int code = MPI_Test(&item.data_request, &done, MPI_STATUS_IGNORE);
-    if (code != MPI_SUCCESS) {
-      item.state->complete(item.state->description + " failed in MPI: " + mpi_error_text(code));
-      return true;
-    }
-    if (!done) return false;
-    if (item.op == ReduceOp::Avg && item.header.kind != static_cast<int64_t>(Kind::Barrier)) {
-      divide(item.receive, item.receive.numel(), size_);
-    }
-    item.state->complete();
-    return true;
+    return false;
   }
 
   void start_check(Op& item) {
@@ -491,7 +482,11 @@ class MpiProcessGroup final : public ProcessGroup {
     return text.str();
   }
 
-  void start_data(Op& item) {
+  // The data phase, once every rank has been heard from: a blocking MPI collective on this
+  // thread (the caller's wait() keeps its own timeout). NOTE: blocking, not MPI_I* polled with
+  // MPI_Test: Open MPI's nonblocking collectives progress only inside MPI calls and use other
+  // algorithms, and ran a 16 MB all-reduce at half the blocking one's bandwidth.
+  void run_data(Op& item) {
     const auto kind = static_cast<Kind>(item.header.kind);
     const int count = static_cast<int>(item.header.count);
     const MPI_Datatype type =
@@ -499,31 +494,33 @@ class MpiProcessGroup final : public ProcessGroup {
     int code = MPI_SUCCESS;
     switch (kind) {
       case Kind::AllReduce:
-        code = MPI_Iallreduce(MPI_IN_PLACE, item.receive.raw_data(), count, type, mpi_op(item.op),
-                              data_comm_, &item.data_request);
+        code = MPI_Allreduce(MPI_IN_PLACE, item.receive.raw_data(), count, type, mpi_op(item.op),
+                             data_comm_);
         break;
       case Kind::Broadcast:
-        code = MPI_Ibcast(item.receive.raw_data(), count, type,
-                          static_cast<int>(item.header.argument), data_comm_, &item.data_request);
+        code = MPI_Bcast(item.receive.raw_data(), count, type,
+                         static_cast<int>(item.header.argument), data_comm_);
         break;
       case Kind::AllGather:
-        code = MPI_Iallgather(item.send.raw_data(), count, type, item.receive.raw_data(), count,
-                              type, data_comm_, &item.data_request);
+        code = MPI_Allgather(item.send.raw_data(), count, type, item.receive.raw_data(), count,
+                             type, data_comm_);
         break;
       case Kind::ReduceScatter:
-        code = MPI_Ireduce_scatter_block(item.send.raw_data(), item.receive.raw_data(), count, type,
-                                         mpi_op(item.op), data_comm_, &item.data_request);
+        code = MPI_Reduce_scatter_block(item.send.raw_data(), item.receive.raw_data(), count, type,
+                                        mpi_op(item.op), data_comm_);
         break;
       case Kind::Barrier:
-        code = MPI_Ibarrier(data_comm_, &item.data_request);
+        code = MPI_Barrier(data_comm_);
         break;
     }
     if (code != MPI_SUCCESS) {
-      item.state->complete(item.state->description +
-                           " could not start in MPI: " + mpi_error_text(code));
+      item.state->complete(item.state->description + " failed in MPI: " + mpi_error_text(code));
       return;
     }
-    item.data_started = true;
+    if (item.op == ReduceOp::Avg && kind != Kind::Barrier) {
+      divide(item.receive, item.receive.numel(), size_);
+    }
+    item.state->complete();
   }
 
   ProcessGroupOptions options_;
