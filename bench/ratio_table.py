@@ -45,6 +45,20 @@ MIXED_TARGETS = {
         ("max_ratio_self", 1 / 1.5, ">= 1.5x Strata f32")],
 }
 
+# Data-parallel training (issue 18), from strata_bench --only dist under mpirun and
+# torch_dist_bench.py (DDP over gloo), one thread per rank, a fixed global batch.
+# "max_ratio_one_rank": at most `bound` times Strata's own 1-rank step; "min_ratio_mpi": at
+# least `bound` of a bare MPI_Allreduce's bandwidth in the same run.
+DIST_TARGETS = {
+    ("cpu", "ddp2_train_mlp_b128"): [
+        ("min_speedup_torch", 1.0, "faster than PyTorch DDP")],
+    ("cpu", "ddp2_train_lenet_b64"): [
+        ("min_speedup_torch", 1.0, "faster than PyTorch DDP"),
+        ("max_ratio_one_rank", 0.6, "<= 0.6x Strata's 1-rank step")],
+    ("cpu", "ddp2_allreduce_16mb"): [
+        ("min_ratio_mpi", 0.9, ">= 90% of bare MPI_Allreduce")],
+}
+
 WORKLOAD_TEXT = {
     "add_f32_1elem": "a + b, 1-elem f32",
     "mul_add_sum_backward_f32_1elem": "(a*b+a).sum().backward(), 1-elem",
@@ -66,6 +80,12 @@ WORKLOAD_TEXT = {
     "peak_memory_cifar_cnn_b64": "CIFAR CNN b64: peak over the step, f32",
     "peak_memory_cifar_cnn_b64_bf16": "CIFAR CNN b64: peak over the step, bf16",
     "adam_step_mlp": "Adam update of the MLP's 535,818 parameters",
+    "ddp1_train_mlp_b128": "MLP step, global batch 128, DDP 1 rank",
+    "ddp2_train_mlp_b128": "MLP step, global batch 128, DDP 2 ranks",
+    "ddp1_train_lenet_b64": "LeNet-5 step, global batch 64, DDP 1 rank",
+    "ddp2_train_lenet_b64": "LeNet-5 step, global batch 64, DDP 2 ranks",
+    "ddp1_allreduce_16mb": "all-reduce of 16 MB f32, 1 rank",
+    "ddp2_allreduce_16mb": "all-reduce of 16 MB f32, 2 ranks",
     "max_pool2d_fwd_f32_k2s2_64x32x32x32": "max_pool2d 2x2 s2 [64,32,32,32] forward",
     "max_pool2d_bwd_f32_k2s2_64x32x32x32": "max_pool2d 2x2 s2 [64,32,32,32] backward",
     "max_pool2d_fwd_f32_k3s2p1_64x16x28x28": "max_pool2d 3x3 s2 p1 [64,16,28,28] forward",
@@ -116,15 +136,21 @@ def main(argv):
         return (device != "cpu", workload.startswith("matmul"), size, workload)
 
     rows.sort(key=order)
-    header = ["device", "workload", "Strata", "PyTorch", "OpenBLAS", "ratio", "target"]
+    header = ["device", "workload", "Strata", "PyTorch", "OpenBLAS/MPI", "ratio", "target"]
     table = []
     misses = 0
     for device, workload in rows:
         strata = results.get(("strata", device, workload))
         torch = results.get(("torch", device, workload))
-        blas = results.get(("openblas", device, workload))
+        blas = results.get(("openblas", device, workload)) or results.get(("mpi", device, workload))
         ratio = []
-        if workload.startswith("matmul"):
+        if workload.endswith("allreduce_16mb"):
+            # GB/s: higher is better.
+            if strata and blas:
+                ratio.append(f"{100 * strata[0] / blas[0]:.0f}% of bare MPI")
+            if strata and torch:
+                ratio.append(f"{strata[0] / torch[0]:.2f}x PyTorch's")
+        elif workload.startswith("matmul"):
             # GFLOP/s: higher is better; Strata as a fraction of the others.
             if strata and blas:
                 ratio.append(f"{100 * strata[0] / blas[0]:.0f}% of OpenBLAS")
@@ -139,12 +165,20 @@ def main(argv):
         if device == "cpu" and workload in TARGETS:
             targets.append(TARGETS[workload])
         targets += MIXED_TARGETS.get((device, workload), [])
+        targets += DIST_TARGETS.get((device, workload), [])
         verdicts = []
         for kind, bound, text in targets if strata else []:
             if kind == "min_ratio_openblas":
                 ok = blas is not None and strata[0] >= bound * blas[0]
             elif kind == "min_speedup_torch":
                 ok = torch is not None and torch[0] >= bound * strata[0]
+            elif kind == "min_ratio_mpi":
+                ok = blas is not None and strata[0] >= bound * blas[0]
+            elif kind == "max_ratio_one_rank":
+                own = results.get(("strata", device, workload.replace("ddp2_", "ddp1_", 1)))
+                ok = own is not None and strata[0] <= bound * own[0]
+                if own is not None:
+                    ratio.append(f"{strata[0] / own[0]:.2f}x Strata 1 rank")
             elif kind == "max_ratio_self":
                 own = results.get(("strata", device, workload.rsplit("_", 1)[0]))
                 ok = own is not None and strata[0] <= bound * own[0]

@@ -9,7 +9,9 @@
 #                with STRATA_CUDA=AUTO unless STRATA_CUDA is set in the environment
 #   --quick      fewer iterations (a smoke run; the numbers are noisier)
 #   --no-build   use the strata_bench already in the build folder
-#   --only G     one group of workloads: ops (small ops, max pooling, matmul) or train (training steps)
+#   --only G     one group of workloads: ops (small ops, max pooling, matmul), train (training
+#                steps) or dist (data-parallel: strata_bench under mpirun -np 1 and 2 beside
+#                torch_dist_bench.py over gloo, one thread per rank)
 # environment: STRATA_CUDA (OFF/AUTO/ON; default OFF, AUTO with --cuda), BUILD_DIR (default
 #   build-bench), JOBS (build parallelism, default 2), TORCH_PYTHON (the Python to run
 #   torch_bench.py with; default: the first of /usr/bin/python3 and python3 that imports
@@ -21,6 +23,7 @@ build_dir="${BUILD_DIR:-$root/build-bench}"
 threads="$(nproc)"
 cuda=0
 build=1
+only=""
 bench_args=()
 
 while [[ $# -gt 0 ]]; do
@@ -30,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     --cuda) cuda=1; shift ;;
     --quick) bench_args+=(--reps 3 --small-iters 100000 --backward-iters 20000); shift ;;
     --no-build) build=0; shift ;;
-    --only) bench_args+=(--only "$2"); shift 2 ;;
+    --only) bench_args+=(--only "$2"); only="$2"; shift 2 ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -82,6 +85,27 @@ table_python="$(command -v python3 || echo /usr/bin/python3)"
 out_dir="$build_dir/bench-results"
 mkdir -p "$out_dir"
 echo "== machine: $(nproc) cores, threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}, load average $(cut -d' ' -f1-3 /proc/loadavg) (numbers are only comparable on an idle machine)"
+if [[ $only == dist ]]; then
+  # One thread per rank; mpirun as root needs the two variables (containers run as root).
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  : >"$out_dir/strata.txt"
+  : >"$out_dir/torch.txt"
+  outputs=("$out_dir/strata.txt")
+  for ranks in 1 2; do
+    echo "== mpirun -np $ranks strata_bench --only dist --threads 1"
+    mpirun --oversubscribe -np "$ranks" -x OMP_NUM_THREADS=1 "$bench_bin" --only dist \
+      --threads 1 | grep -v '^#' | tee -a "$out_dir/strata.txt"
+    if [[ -n "$torch_python" ]]; then
+      echo "== $torch_python bench/torch_dist_bench.py --ranks $ranks"
+      OMP_NUM_THREADS=1 "$torch_python" "$root/bench/torch_dist_bench.py" --ranks "$ranks" \
+        2>/dev/null | tee -a "$out_dir/torch.txt"
+    fi
+  done
+  [[ -n "$torch_python" ]] && outputs+=("$out_dir/torch.txt")
+  echo
+  "$table_python" "$root/bench/ratio_table.py" "${outputs[@]}"
+  exit 0
+fi
 echo "== strata_bench ${bench_args[*]}"
 "$bench_bin" "${bench_args[@]}" | tee "$out_dir/strata.txt"
 outputs=("$out_dir/strata.txt")
