@@ -101,6 +101,19 @@ TEST(DistributedMpi, DataParallelEqualsOneProcessOnTheWholeBatch) {
   }
 }
 
+TEST(DistributedMpi, SyncBatchNormEqualsBatchNormOnTheWholeBatch) {
+  SKIP_WITHOUT_MPI();
+  for (int ranks : {2, 3}) {
+    SCOPED_TRACE(std::to_string(ranks) + " ranks");
+    const JobResult job = run_job(ranks, "syncbn");
+    EXPECT_TRUE(test::exited_cleanly(job.status)) << job.output;
+    for (int r = 0; r < ranks; ++r) {
+      EXPECT_NE(job.output.find("rank " + std::to_string(r) + ": syncbn ok"), std::string::npos)
+          << job.output;
+    }
+  }
+}
+
 TEST(DistributedMpi, MisuseIsAnErrorNamingTheCall) {
   if (distributed::mpi_available()) GTEST_SKIP() << "built with MPI (the worker covers misuse)";
   test::expect_error([] { (void)distributed::new_mpi_group(); },

@@ -11,6 +11,8 @@
 //                20 steps of one process on the whole batch (f64 and f32); no_sync
 //                accumulation equals one large step; unused parameters are an error or, with
 //                find_unused_parameters, zeros; a different model on one rank is an error
+//   syncbn       SyncBatchNorm on each rank's share equals BatchNorm on the whole batch:
+//                outputs, input gradients, summed weight gradients, running statistics
 // Prints "rank R: SCENARIO ok" and exits 0 when everything held; otherwise says what was wrong
 // and exits 1.
 #include <chrono>
@@ -292,6 +294,56 @@ void ddp(distributed::ProcessGroup& group) {
   }
 }
 
+// The largest |a - b| over two tensors' elements.
+double max_difference(const Tensor& a, const Tensor& b) {
+  return sub(a.to(kFloat64), b.to(kFloat64)).abs().max().item<double>();
+}
+
+void syncbn(distributed::ProcessGroup& group) {
+  const std::shared_ptr<distributed::ProcessGroup> shared(&group, [](auto*) {});
+  const int size = group.size(), rank = group.rank();
+  const int64_t share = 3;
+  Generator gen(21);
+  const Tensor x = randn({share * size, 4, 5, 5}, TensorOptions(kFloat64), &gen);
+  const Tensor weights = randn({share * size, 4, 5, 5}, TensorOptions(kFloat64), &gen);
+
+  nn::SyncBatchNorm sync(4, shared);
+  nn::BatchNorm2d whole(4);
+  for (nn::Module* m : std::vector<nn::Module*>{&sync, &whole}) m->to(kFloat64);
+  {
+    NoGradGuard no_grad;  // a non-trivial affine part, the same in both
+    for (nn::BatchNorm* bn : std::vector<nn::BatchNorm*>{&sync, &whole}) {
+      bn->weight.copy_(from_vector<double>({0.5, 1.5, -1.0, 2.0}, {4}));
+      bn->bias.copy_(from_vector<double>({0.1, -0.2, 0.3, 0.0}, {4}));
+    }
+  }
+  Tensor mine = x.narrow(0, rank * share, share).clone().set_requires_grad(true);
+  Tensor all = x.clone().set_requires_grad(true);
+  double worst = 0.0;
+  for (int step = 0; step < 3; ++step) {  // running statistics over several steps
+    const Tensor y = sync(mine);
+    sum(mul(y, weights.narrow(0, rank * share, share))).backward();
+    const Tensor y_all = whole(all);
+    sum(mul(y_all, weights)).backward();
+    worst = std::max(worst, max_difference(y, y_all.narrow(0, rank * share, share)));
+  }
+  worst = std::max(worst, max_difference(mine.grad(), all.grad().narrow(0, rank * share, share)));
+  for (Tensor* g : {&sync.weight.mutable_grad(), &sync.bias.mutable_grad()}) {
+    group.all_reduce(*g).wait();  // each rank holds its share's part of the weight gradient
+  }
+  worst = std::max(worst, max_difference(sync.weight.grad(), whole.weight.grad()));
+  worst = std::max(worst, max_difference(sync.bias.grad(), whole.bias.grad()));
+  worst = std::max(worst, max_difference(sync.running_mean, whole.running_mean));
+  worst = std::max(worst, max_difference(sync.running_var, whole.running_var));
+  std::printf("rank %d: SyncBatchNorm vs BatchNorm on the whole batch: largest difference %.3g\n",
+              rank, worst);
+  expect(worst < 1e-10, "SyncBatchNorm equals BatchNorm on the whole batch");
+  sync.eval();
+  whole.eval();
+  expect(max_difference(sync(mine), whole(all).narrow(0, rank * share, share)) < 1e-10,
+         "evaluation uses the running statistics");
+}
+
 int run(const std::string& scenario) {
   if (!distributed::mpi_available()) {
     std::fprintf(stderr, "strata_dist_worker: this Strata was built without MPI\n");
@@ -307,6 +359,8 @@ int run(const std::string& scenario) {
     mismatch(*group);
   } else if (scenario == "ddp") {
     ddp(*group);
+  } else if (scenario == "syncbn") {
+    syncbn(*group);
   } else if (scenario == "timeout") {
     Tensor t = ones({8});
     if (group->rank() != 1) group->all_reduce(t).wait();  // throws: rank 1 never comes

@@ -80,6 +80,12 @@ class ProcessGroup {
   virtual Work barrier() = 0;
 };
 
+// The sum of `t` over every rank, as a differentiable op (torch.distributed.nn's all_reduce):
+// its backward sums the incoming gradients over every rank the same way, which is the
+// gradient of the sum of every rank's loss. Blocks until done. Every rank must call it, and
+// its backward, in the same order (a model's graph does). SyncBatchNorm's statistics use it.
+Tensor differentiable_all_reduce(const Tensor& t, ProcessGroup& group);
+
 // Whether this Strata was built with MPI (STRATA_MPI).
 bool mpi_available();
 

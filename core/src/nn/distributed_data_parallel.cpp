@@ -253,4 +253,53 @@ void DistributedDataParallel::finish_backward() {
   }
 }
 
+// ---- SyncBatchNorm ---------------------------------------------------------------------------
+
+SyncBatchNorm::SyncBatchNorm(int64_t features, std::shared_ptr<distributed::ProcessGroup> group,
+                             double epsilon, double running_momentum, bool with_affine,
+                             bool track_running)
+    : BatchNorm("SyncBatchNorm", 2, 5, features, epsilon, running_momentum, with_affine,
+                track_running),
+      group_(std::move(group)) {
+  STRATA_CHECK(group_ != nullptr, "SyncBatchNorm: no process group given");
+}
+
+Tensor SyncBatchNorm::forward(const Tensor& input) {
+  if (!is_training() && track_running_stats) return BatchNorm::forward(input);
+  STRATA_CHECK(input.defined() && input.dim() >= 2 && input.dim() <= 5,
+               "SyncBatchNorm: expected a 2-D to 5-D input [N, C, ...], got ",
+               input.defined() ? detail::describe(input) : std::string("undefined"));
+  STRATA_CHECK(input.size(1) == num_features, "SyncBatchNorm: expected ", num_features,
+               " channels, got input ", detail::describe(input));
+  std::vector<int64_t> dims = {0};
+  Shape per_channel = {1, num_features};  // [1, C, 1, ...]
+  for (int64_t d = 2; d < input.dim(); ++d) {
+    dims.push_back(d);
+    per_channel.push_back(1);
+  }
+  // The whole batch's element count per channel.
+  Tensor count =
+      full({1}, static_cast<double>(input.numel() / num_features), TensorOptions(DType::Float64));
+  group_->all_reduce(count).wait();
+  const double n = count.item<double>();
+  STRATA_CHECK(n > 1,
+               "SyncBatchNorm: training needs more than one value per channel across "
+               "the ranks, got ",
+               n, " (input ", detail::describe(input), ")");
+  // Two passes (the mean, then the squared deviations from it): no cancellation.
+  const Tensor mean = div(distributed::differentiable_all_reduce(sum(input, dims), *group_), n);
+  const Tensor centered = sub(input, mean.reshape(per_channel));
+  const Tensor var =
+      div(distributed::differentiable_all_reduce(sum(mul(centered, centered), dims), *group_), n);
+  Tensor out = div(centered, sqrt(add(var, eps)).reshape(per_channel));
+  if (affine) out = add(mul(out, weight.reshape(per_channel)), bias.reshape(per_channel));
+  if (track_running_stats) {
+    NoGradGuard no_grad;
+    running_mean.mul_(1.0 - momentum).add_(mul(mean.detach(), momentum));
+    running_var.mul_(1.0 - momentum).add_(mul(var.detach(), momentum * n / (n - 1)));
+    num_batches_tracked.add_(ones({}, TensorOptions(kInt64).device(input.device())));
+  }
+  return out;
+}
+
 }  // namespace strata::nn

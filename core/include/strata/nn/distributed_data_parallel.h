@@ -18,6 +18,10 @@
 // - broadcast_buffers: each forward first copies rank 0's buffers (batch norm's running
 //   statistics) to every rank, as PyTorch's default.
 // Its state_dict keys are the module's prefixed with "module." (as PyTorch's).
+//
+// nn::SyncBatchNorm: batch normalization whose training statistics are those of the whole
+// batch across the ranks (the mean and variance summed over the group, two differentiable
+// all-reduces), so small per-rank batches normalize as one large batch would.
 #pragma once
 
 #include <memory>
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "strata/distributed.h"
+#include "strata/nn/layers.h"
 #include "strata/nn/module.h"
 
 namespace strata::nn {
@@ -97,6 +102,20 @@ class DistributedDataParallel : public Module {
   bool expect_backward_ = false;  // a forward ran since the last synchronized backward
   bool pass_started_ = false;     // a hook of this backward pass has fired
   bool sync_ = true;
+};
+
+// BatchNorm over [N, C, ...] inputs (1-D to 3-D spatial) with statistics across the ranks of
+// `group` in training; in evaluation it uses the running statistics, as BatchNorm. The running
+// statistics take the whole batch's mean and unbiased variance, the same on every rank.
+class SyncBatchNorm : public BatchNorm {
+ public:
+  SyncBatchNorm(int64_t features, std::shared_ptr<distributed::ProcessGroup> group,
+                double epsilon = 1e-5, double running_momentum = 0.1, bool with_affine = true,
+                bool track_running = true);
+  Tensor forward(const Tensor& input) override;
+
+ private:
+  std::shared_ptr<distributed::ProcessGroup> group_;
 };
 
 }  // namespace strata::nn
