@@ -47,18 +47,23 @@ JobResult run_job(int ranks, const std::string& scenario) {
     if (std::string(STRATA_MPIEXEC).empty()) GTEST_SKIP() << "CMake found no mpirun";       \
   } while (false)
 
-TEST(DistributedMpi, CollectivesAreExactOnTwoAndThreeRanks) {
-  SKIP_WITHOUT_MPI();
+// Runs `scenario` on 2 and on 3 ranks; each must exit cleanly with every rank's "ok" line.
+void expect_every_rank_ok(const std::string& scenario) {
   for (int ranks : {2, 3}) {
     SCOPED_TRACE(std::to_string(ranks) + " ranks");
-    const JobResult job = run_job(ranks, "collectives");
+    const JobResult job = run_job(ranks, scenario);
     EXPECT_TRUE(test::exited_cleanly(job.status)) << job.output;
     for (int r = 0; r < ranks; ++r) {
-      EXPECT_NE(job.output.find("rank " + std::to_string(r) + ": collectives ok"),
+      EXPECT_NE(job.output.find("rank " + std::to_string(r) + ": " + scenario + " ok"),
                 std::string::npos)
           << job.output;
     }
   }
+}
+
+TEST(DistributedMpi, CollectivesAreExactOnTwoAndThreeRanks) {
+  SKIP_WITHOUT_MPI();
+  expect_every_rank_ok("collectives");
 }
 
 TEST(DistributedMpi, MismatchedSizesAreReportedOnEveryRank) {
@@ -90,28 +95,12 @@ TEST(DistributedMpi, ARankThatDiesEndsTheJob) {
 
 TEST(DistributedMpi, DataParallelEqualsOneProcessOnTheWholeBatch) {
   SKIP_WITHOUT_MPI();
-  for (int ranks : {2, 3}) {
-    SCOPED_TRACE(std::to_string(ranks) + " ranks");
-    const JobResult job = run_job(ranks, "ddp");
-    EXPECT_TRUE(test::exited_cleanly(job.status)) << job.output;
-    for (int r = 0; r < ranks; ++r) {
-      EXPECT_NE(job.output.find("rank " + std::to_string(r) + ": ddp ok"), std::string::npos)
-          << job.output;
-    }
-  }
+  expect_every_rank_ok("ddp");
 }
 
 TEST(DistributedMpi, SyncBatchNormEqualsBatchNormOnTheWholeBatch) {
   SKIP_WITHOUT_MPI();
-  for (int ranks : {2, 3}) {
-    SCOPED_TRACE(std::to_string(ranks) + " ranks");
-    const JobResult job = run_job(ranks, "syncbn");
-    EXPECT_TRUE(test::exited_cleanly(job.status)) << job.output;
-    for (int r = 0; r < ranks; ++r) {
-      EXPECT_NE(job.output.find("rank " + std::to_string(r) + ": syncbn ok"), std::string::npos)
-          << job.output;
-    }
-  }
+  expect_every_rank_ok("syncbn");
 }
 
 TEST(DistributedMpi, MisuseIsAnErrorNamingTheCall) {
