@@ -103,6 +103,11 @@ TEST(DistributedMpi, SyncBatchNormEqualsBatchNormOnTheWholeBatch) {
   expect_every_rank_ok("syncbn");
 }
 
+TEST(DistributedMpi, CheckpointAndResumeUnderDataParallelEqualAnUninterruptedRun) {
+  SKIP_WITHOUT_MPI();
+  expect_every_rank_ok("resume");
+}
+
 TEST(DistributedMpi, MisuseIsAnErrorNamingTheCall) {
   if (distributed::mpi_available()) GTEST_SKIP() << "built with MPI (the worker covers misuse)";
   test::expect_error([] { (void)distributed::new_mpi_group(); },

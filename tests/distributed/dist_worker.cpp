@@ -13,11 +13,16 @@
 //                find_unused_parameters, zeros; a different model on one rank is an error
 //   syncbn       SyncBatchNorm on each rank's share equals BatchNorm on the whole batch:
 //                outputs, input gradients, summed weight gradients, running statistics
+//   resume       DDP training checkpointed by rank 0 after 5 of 10 steps and resumed on every
+//                rank (a fresh model and optimizer) ends bitwise equal to an uninterrupted run
 // Prints "rank R: SCENARIO ok" and exits 0 when everything held; otherwise says what was wrong
 // and exits 1.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -344,6 +349,56 @@ void syncbn(distributed::ProcessGroup& group) {
          "evaluation uses the running statistics");
 }
 
+// `steps` SGD steps of `ddp` on this rank's share of a fixed batch.
+void train_steps(nn::DistributedDataParallel& ddp, optim::SGD& sgd, int steps) {
+  const int size = ddp.process_group().size(), rank = ddp.process_group().rank();
+  Generator gen(5);
+  const Tensor x = randn({4 * size, 6}, TensorOptions(kFloat64), &gen);
+  const Tensor y = randn({4 * size, 4}, TensorOptions(kFloat64), &gen);
+  for (int step = 0; step < steps; ++step) {
+    sgd.zero_grad();
+    F::mse_loss(ddp(x.narrow(0, 4 * rank, 4)), y.narrow(0, 4 * rank, 4)).backward();
+    sgd.step();
+  }
+}
+
+void resume(distributed::ProcessGroup& group) {
+  const std::shared_ptr<distributed::ProcessGroup> shared(&group, [](auto*) {});
+  const optim::SGDOptions options{.lr = 0.05, .momentum = 0.9};
+  nn::DistributedDataParallel straight(mlp(kFloat64), shared);
+  optim::SGD straight_sgd(straight.parameters(), options);
+  train_steps(straight, straight_sgd, 10);
+
+  // Rank 0 names the file; every rank reads it (one machine: a shared file system).
+  Tensor pid = full({1}, static_cast<double>(::getpid()), TensorOptions(kInt64));
+  group.broadcast(pid, 0).wait();
+  const std::string path =
+      (std::filesystem::temp_directory_path() /
+       ("strata_dist_resume_" + std::to_string(pid.item<int64_t>()) + ".safetensors"))
+          .string();
+  {
+    nn::DistributedDataParallel first(mlp(kFloat64), shared);
+    optim::SGD first_sgd(first.parameters(), options);
+    train_steps(first, first_sgd, 5);
+    if (group.rank() == 0) io::save_checkpoint(path, io::capture(first, first_sgd, nullptr, 0, 5));
+    group.barrier().wait();
+  }
+  nn::DistributedDataParallel resumed(mlp(kFloat64, 16), shared);
+  {
+    NoGradGuard no_grad;  // a different start, so only the checkpoint can make them equal
+    for (Tensor& p : resumed.parameters()) p.fill_(0.25);
+  }
+  optim::SGD resumed_sgd(resumed.parameters(), options);
+  io::restore(io::load_checkpoint(path), resumed, resumed_sgd, nullptr);
+  train_steps(resumed, resumed_sgd, 5);
+  group.barrier().wait();
+  if (group.rank() == 0) std::filesystem::remove(path);
+  const double difference = max_relative_difference(resumed.module(), straight.module());
+  std::printf("rank %d: resumed vs uninterrupted: largest relative difference %.3g\n", group.rank(),
+              difference);
+  expect(difference == 0.0, "a resumed run equals an uninterrupted one bit for bit");
+}
+
 int run(const std::string& scenario) {
   if (!distributed::mpi_available()) {
     std::fprintf(stderr, "strata_dist_worker: this Strata was built without MPI\n");
@@ -361,6 +416,8 @@ int run(const std::string& scenario) {
     ddp(*group);
   } else if (scenario == "syncbn") {
     syncbn(*group);
+  } else if (scenario == "resume") {
+    resume(*group);
   } else if (scenario == "timeout") {
     Tensor t = ones({8});
     if (group->rank() != 1) group->all_reduce(t).wait();  // throws: rank 1 never comes
