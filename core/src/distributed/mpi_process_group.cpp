@@ -408,37 +408,35 @@ class MpiProcessGroup final : public ProcessGroup {
     drained_.notify_all();
   }
 
-  // Moves `item` on as far as it can go without blocking; true when something happened.
+  // Moves `item` on as far as it can go without blocking; true when something happened. The
+  // check phase is polled; once every description is in, the data phase runs to the end.
   bool advance(Op& item) {
     if (!item.check_started) {
       start_check(item);
       return true;
     }
-    {
-      int all_done = 0;
-      // Receives first: record who has been heard from (for a timeout's message).
-      for (size_t i = 0; i < item.check_peers.size(); ++i) {
-        const int peer = item.check_peers[i];
-        if (item.heard_from[static_cast<size_t>(peer)]) continue;
-        int done = 0;
-        MPI_Test(&item.check_requests[i], &done, MPI_STATUS_IGNORE);
-        if (done) {
-          std::lock_guard<std::mutex> lock(mutex_);
-          item.heard_from[static_cast<size_t>(peer)] = true;
-        }
+    // Receives first: record who has been heard from (for a timeout's message).
+    for (size_t i = 0; i < item.check_peers.size(); ++i) {
+      const int peer = item.check_peers[i];
+      if (item.heard_from[static_cast<size_t>(peer)]) continue;
+      int done = 0;
+      MPI_Test(&item.check_requests[i], &done, MPI_STATUS_IGNORE);
+      if (done) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        item.heard_from[static_cast<size_t>(peer)] = true;
       }
-      MPI_Testall(static_cast<int>(item.check_requests.size()), item.check_requests.data(),
-                  &all_done, MPI_STATUSES_IGNORE);
-      if (!all_done) return false;
-      const std::string mismatch = compare_headers(item);
-      if (!mismatch.empty()) {
-        item.state->complete(mismatch);
-        return true;
-      }
-      run_data(item);
-      return true;
     }
-    return false;
+    int all_done = 0;
+    MPI_Testall(static_cast<int>(item.check_requests.size()), item.check_requests.data(), &all_done,
+                MPI_STATUSES_IGNORE);
+    if (!all_done) return false;
+    const std::string mismatch = compare_headers(item);
+    if (!mismatch.empty()) {
+      item.state->complete(mismatch);
+    } else {
+      run_data(item);
+    }
+    return true;
   }
 
   void start_check(Op& item) {
@@ -465,8 +463,7 @@ class MpiProcessGroup final : public ProcessGroup {
     item.check_started = true;
   }
 
-  // An error naming the ranks that disagree with the most common description; empty when all
-  // agree.
+  // An error listing what every rank called; empty when all agree.
   std::string compare_headers(const Op& item) const {
     const Header& mine = item.header;
     bool same = true;

@@ -23,6 +23,7 @@
 //   }
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <utility>
@@ -65,17 +66,6 @@ class Float32Staging {
 // least `min_rows` (a kernel that splits its threads over rows wants a row per thread).
 int64_t staging_piece_rows(const std::vector<const Tensor*>& batched, int64_t min_rows = 1);
 
-// Calls step(begin, count) for consecutive pieces [begin, begin + count) covering [0, rows),
-// each of at most `piece_rows` rows; no rows make one empty piece (0, 0), so the kernel still
-// runs once (a filter gradient over no images is zeros).
-template <typename Step>
-void for_staging_pieces(int64_t rows, int64_t piece_rows, Step&& step) {
-  if (rows == 0) return step(int64_t{0}, int64_t{0});
-  for (int64_t begin = 0; begin < rows; begin += piece_rows) {
-    step(begin, rows - begin < piece_rows ? rows - begin : piece_rows);
-  }
-}
-
 // Runs kernel(outs, ins) once per piece of dim 0 (staging_piece_rows of all the tensors, at
 // least min_rows): outs holds the pieces of `outputs` staged as Float32Staging::output, ins the
 // pieces of `inputs` staged as Float32Staging::input (tensors of other dtypes, indices say,
@@ -94,14 +84,20 @@ void stage_in_pieces(const std::vector<Tensor>& outputs, const std::vector<Tenso
   const auto piece_of = [](const Tensor& t, int64_t begin, int64_t count) {
     return t.defined() ? t.narrow(0, begin, count) : Tensor();
   };
-  for_staging_pieces(rows, staging_piece_rows(all, min_rows), [&](int64_t begin, int64_t count) {
+  const int64_t piece_rows = staging_piece_rows(all, min_rows);
+  // No rows make one empty piece, so the kernel still runs once (a filter gradient over no
+  // images is zeros).
+  int64_t begin = 0;
+  do {
+    const int64_t count = std::min(piece_rows, rows - begin);
     Float32Staging stage;
     std::vector<Tensor> outs, ins;
     for (const Tensor& t : outputs) outs.push_back(stage.output(piece_of(t, begin, count)));
     for (const Tensor& t : inputs) ins.push_back(stage.input(piece_of(t, begin, count)));
     kernel(outs, ins);
     stage.finish();
-  });
+    begin += count;
+  } while (begin < rows);
 }
 
 }  // namespace strata::detail
