@@ -564,6 +564,34 @@ TEST(DataDistributedSampler, CoversEveryExampleOncePerEpoch) {
   }
 }
 
+// Without padding (evaluation) the shares are uneven by at most one and, shuffled or not,
+// every example is visited exactly once; a rank beyond the data gets nothing.
+TEST(DataDistributedSampler, WithoutPaddingVisitsEveryExampleExactlyOnce) {
+  const auto share = [](int64_t ranks, int64_t rank, bool shuffle, int64_t n) {
+    return DistributedSampler{
+        .num_replicas = ranks, .rank = rank, .shuffle = shuffle, .seed = 4, .pad = false}
+        .indices(n, 1);
+  };
+  EXPECT_EQ(share(3, 0, false, 10), (std::vector<int64_t>{0, 3, 6, 9}));
+  EXPECT_EQ(share(3, 1, false, 10), (std::vector<int64_t>{1, 4, 7}));
+  EXPECT_EQ(share(3, 2, false, 10), (std::vector<int64_t>{2, 5, 8}));
+  EXPECT_TRUE(share(4, 3, false, 2).empty());
+  for (int64_t ranks : {2, 3, 5}) {
+    std::vector<int64_t> seen;
+    for (int64_t r = 0; r < ranks; ++r) {
+      const std::vector<int64_t> mine = share(ranks, r, true, 23);
+      EXPECT_EQ(
+          static_cast<int64_t>(mine.size()),
+          (DistributedSampler{.num_replicas = ranks, .rank = r, .pad = false}.num_samples(23)));
+      seen.insert(seen.end(), mine.begin(), mine.end());
+    }
+    std::sort(seen.begin(), seen.end());
+    std::vector<int64_t> all(23);
+    std::iota(all.begin(), all.end(), 0);
+    EXPECT_EQ(seen, all) << ranks << " ranks";
+  }
+}
+
 TEST(DataDistributedSampler, DataLoaderVisitsOnlyItsShare) {
   auto dataset = numbered_dataset(10);
   DataLoader loader(

@@ -93,6 +93,18 @@ TEST(DistributedMpi, ARankThatDiesEndsTheJob) {
   EXPECT_LT(job.seconds, 30.0) << job.output;
 }
 
+TEST(DistributedMpi, ARankThatDiesDuringFitEndsTheJob) {
+  SKIP_WITHOUT_MPI();
+  const JobResult job = run_job(2, "fit_die");
+  EXPECT_FALSE(test::exited_cleanly(job.status)) << job.output;
+  EXPECT_LT(job.seconds, 30.0) << job.output;
+}
+
+TEST(DistributedMpi, FitOnAProcessGroupEqualsOneProcessOnTheWholeBatch) {
+  SKIP_WITHOUT_MPI();
+  expect_every_rank_ok("fit");
+}
+
 TEST(DistributedMpi, DataParallelEqualsOneProcessOnTheWholeBatch) {
   SKIP_WITHOUT_MPI();
   expect_every_rank_ok("ddp");

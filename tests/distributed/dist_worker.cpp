@@ -15,6 +15,12 @@
 //                outputs, input gradients, summed weight gradients, running statistics
 //   resume       DDP training checkpointed by rank 0 after 5 of 10 steps and resumed on every
 //                rank (a fresh model and optimizer) ends bitwise equal to an uninterrupted run
+//   fit          train::fit with a process group equals fit() of one process on the whole
+//                batch (weights, training and validation logs), evaluate() over the group
+//                equals one process's, only rank 0 prints and writes logs, a stop asked on one
+//                rank stops all, and a fit resumed from rank 0's checkpoint on every rank
+//                equals an uninterrupted one; a model without DDP is an error
+//   fit_die      rank 1 exits in the middle of fit(): the job ends non-zero
 // Prints "rank R: SCENARIO ok" and exits 0 when everything held; otherwise says what was wrong
 // and exits 1.
 #include <unistd.h>
@@ -23,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -399,13 +406,191 @@ void resume(distributed::ProcessGroup& group) {
   expect(difference == 0.0, "a resumed run equals an uninterrupted one bit for bit");
 }
 
+// ---- fit ------------------------------------------------------------------------------------
+
+std::shared_ptr<nn::Sequential> classifier() {
+  manual_seed(17);
+  auto net = std::make_shared<nn::Sequential>(nn::Linear(6, 16), nn::Tanh(), nn::Linear(16, 3));
+  net->to(kFloat64);
+  return net;
+}
+
+// 48 training examples (a multiple of every per-step batch below, so no rank repeats one) and
+// 25 validation ones (split unevenly between the ranks).
+std::shared_ptr<data::Dataset> classification_set(int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  const Tensor x = randn({n, 6}, TensorOptions(kFloat64), &gen);
+  const Tensor y = argmax(x.narrow(1, 0, 3), 1);
+  return std::make_shared<data::TensorDataset>(x, y);
+}
+
+// Asks to stop after epoch `epoch`, on one rank only.
+struct StopOnOneRank : train::Callback {
+  int rank;
+  int64_t epoch;
+  StopOnOneRank(int rank_, int64_t epoch_) : rank(rank_), epoch(epoch_) {}
+  void on_epoch_end(train::TrainContext& context) override {
+    if (context.rank == rank && context.epoch == epoch) context.stop_training = true;
+  }
+};
+
+double largest_log_difference(const train::History& a, const train::History& b) {
+  double worst = a.size() == b.size() ? 0.0 : 1e300;
+  for (size_t e = 0; e < std::min(a.size(), b.size()); ++e) {
+    for (const auto& [name, value] : b.at(e)) {
+      if (name == "seconds") continue;
+      const auto found = a.at(e).find(name);
+      worst = std::max(worst, found == a.at(e).end() ? 1e300 : std::abs(found->second - value));
+    }
+  }
+  return worst;
+}
+
+// A directory every rank names alike (rank 0's pid).
+std::filesystem::path shared_directory(distributed::ProcessGroup& group, const std::string& what) {
+  Tensor pid = full({1}, static_cast<double>(::getpid()), TensorOptions(kInt64));
+  group.broadcast(pid, 0).wait();
+  return std::filesystem::temp_directory_path() /
+         ("strata_dist_" + what + "_" + std::to_string(pid.item<int64_t>()));
+}
+
+void fit(distributed::ProcessGroup& group) {
+  const std::shared_ptr<distributed::ProcessGroup> shared(&group, [](auto*) {});
+  const int size = group.size(), rank = group.rank();
+  const auto train_set = classification_set(48, 3), validation_set = classification_set(25, 4);
+  const int64_t share = 8;  // examples per rank and step
+  const auto options = [&](int64_t batch_size) {
+    return train::FitOptions{.epochs = 3,
+                             .batch_size = batch_size,
+                             .seed = 9,
+                             .validation = validation_set,
+                             .metrics = {"accuracy"},
+                             .verbose = train::Verbosity::Silent};
+  };
+
+  // One process on the whole batch.
+  auto whole = classifier();
+  optim::SGD whole_sgd(whole->parameters(), {.lr = 0.2, .momentum = 0.9});
+  const train::History expected =
+      train::fit(*whole, nn::CrossEntropyLoss{}, whole_sgd, train_set, options(share * size));
+
+  // Every rank on its share, printing into `printed` and logging to a file of its own.
+  const std::filesystem::path log = std::filesystem::temp_directory_path() /
+                                    ("strata_dist_fit_log_" + std::to_string(::getpid()) + ".csv");
+  std::ostringstream printed;
+  nn::DistributedDataParallel ddp(classifier(), shared);
+  optim::SGD sgd(ddp.parameters(), {.lr = 0.2, .momentum = 0.9});
+  train::FitOptions parallel = options(share);
+  parallel.process_group = shared;
+  parallel.verbose = train::Verbosity::Lines;
+  parallel.output = &printed;
+  parallel.callbacks = {std::make_shared<train::CsvLogger>(log.string())};
+  const train::History got = train::fit(ddp, nn::CrossEntropyLoss{}, sgd, train_set, parallel);
+
+  const double weights = max_relative_difference(ddp.module(), *whole);
+  const double logs = largest_log_difference(got, expected);
+  std::printf("rank %d: fit on %d ranks vs one process: weights %.3g, logs %.3g apart\n", rank,
+              size, weights, logs);
+  expect(weights < 1e-10, "fit's weights equal one process's");
+  expect(logs < 1e-10, "fit's logs (loss, accuracy, val_loss, val_accuracy) equal one process's");
+  expect(got.back().at("val_accuracy") == expected.back().at("val_accuracy"),
+         "the validation accuracy counts every example once");
+  expect(printed.str().empty() == (rank != 0), "only rank 0 prints: '" + printed.str() + "'");
+  expect(std::filesystem::exists(log) == (rank == 0), "only rank 0 writes the CSV log");
+  std::filesystem::remove(log);
+
+  // evaluate() over the group: each rank evaluates its share, the sums are taken over all.
+  const train::Logs evaluated = train::evaluate(ddp, nn::CrossEntropyLoss{}, validation_set,
+                                                {.batch_size = 4,
+                                                 .metrics = {"accuracy", "top2", "f1"},
+                                                 .num_classes = 3,
+                                                 .process_group = shared});
+  const train::Logs evaluated_whole =
+      train::evaluate(ddp.module(), nn::CrossEntropyLoss{}, validation_set,
+                      {.batch_size = 4, .metrics = {"accuracy", "top2", "f1"}, .num_classes = 3});
+  for (const auto& [name, value] : evaluated_whole) {
+    expect(std::abs(evaluated.at(name) - value) < 1e-12, "evaluate over the group: " + name);
+  }
+
+  // A stop asked by rank 1 alone stops every rank after that epoch.
+  nn::DistributedDataParallel stopped(classifier(), shared);
+  optim::SGD stopped_sgd(stopped.parameters(), {.lr = 0.2});
+  train::FitOptions stopping = options(share);
+  stopping.process_group = shared;
+  stopping.callbacks = {std::make_shared<StopOnOneRank>(1, 1)};
+  const train::History cut =
+      train::fit(stopped, nn::CrossEntropyLoss{}, stopped_sgd, train_set, stopping);
+  expect(cut.size() == 2, "every rank stopped after epoch 2, got " + std::to_string(cut.size()));
+
+  // Rank 0 checkpoints; a run stopped after epoch 2 and resumed on every rank from its
+  // checkpoint ends as the uninterrupted run.
+  const std::filesystem::path directory = shared_directory(group, "fit_resume");
+  {
+    nn::DistributedDataParallel first(classifier(), shared);
+    optim::SGD first_sgd(first.parameters(), {.lr = 0.2, .momentum = 0.9});
+    train::FitOptions checkpointed = options(share);
+    checkpointed.epochs = 2;
+    checkpointed.process_group = shared;
+    checkpointed.callbacks = {std::make_shared<train::ModelCheckpoint>(directory.string())};
+    train::fit(first, nn::CrossEntropyLoss{}, first_sgd, train_set, checkpointed);
+  }
+  group.barrier().wait();  // rank 0's checkpoint is on disk
+  nn::DistributedDataParallel resumed(classifier(), shared);
+  optim::SGD resumed_sgd(resumed.parameters(), {.lr = 0.2, .momentum = 0.9});
+  const train::Resumed from = train::resume_from_latest(directory.string(), resumed, resumed_sgd);
+  expect(from.epoch == 2, "resumed after 2 epochs, got " + std::to_string(from.epoch));
+  train::FitOptions rest = options(share);
+  rest.process_group = shared;
+  rest.initial_epoch = from.epoch;
+  train::fit(resumed, nn::CrossEntropyLoss{}, resumed_sgd, train_set, rest);
+  const double resumed_difference = max_relative_difference(resumed.module(), ddp.module());
+  std::printf("rank %d: fit resumed vs uninterrupted: %.3g apart\n", rank, resumed_difference);
+  expect(resumed_difference == 0.0, "a resumed fit equals an uninterrupted one bit for bit");
+  group.barrier().wait();
+  if (rank == 0) std::filesystem::remove_all(directory);
+
+  // Without DDP the ranks' gradients would never meet: an error that says what to do.
+  try {
+    auto plain = classifier();
+    optim::SGD plain_sgd(plain->parameters(), {.lr = 0.1});
+    train::FitOptions wrong = options(share);
+    wrong.process_group = shared;
+    train::fit(*plain, nn::CrossEntropyLoss{}, plain_sgd, train_set, wrong);
+    expect(false, "fit with a process group accepted a model without DistributedDataParallel");
+  } catch (const Error& e) {
+    expect(std::string(e.what()).find("nn::DistributedDataParallel") != std::string::npos,
+           std::string("the message says to wrap the model: ") + e.what());
+  }
+}
+
+// Rank 1 dies at epoch 2, batch 2 of a data-parallel fit().
+struct DieOnRankOne : train::Callback {
+  void on_batch_begin(train::TrainContext& context) override {
+    if (context.rank == 1 && context.epoch == 1 && context.step == 1) std::_Exit(9);
+  }
+};
+
+void fit_die(distributed::ProcessGroup& group) {
+  const std::shared_ptr<distributed::ProcessGroup> shared(&group, [](auto*) {});
+  nn::DistributedDataParallel ddp(classifier(), shared);
+  optim::SGD sgd(ddp.parameters(), {.lr = 0.1});
+  train::fit(ddp, nn::CrossEntropyLoss{}, sgd, classification_set(48, 3),
+             {.epochs = 1000,
+              .batch_size = 4,
+              .callbacks = {std::make_shared<DieOnRankOne>()},
+              .verbose = train::Verbosity::Silent,
+              .process_group = shared});
+  expect(false, "the job outlived a rank that died in fit()");
+}
+
 int run(const std::string& scenario) {
   if (!distributed::mpi_available()) {
     std::fprintf(stderr, "strata_dist_worker: this Strata was built without MPI\n");
     return 77;
   }
   distributed::ProcessGroupOptions options;
-  if (scenario == "timeout" || scenario == "die") options.timeout = std::chrono::seconds(2);
+  if (scenario == "timeout" || scenario == "die" || scenario == "fit_die")
+    options.timeout = std::chrono::seconds(2);
   auto group = distributed::new_mpi_group(options);
   g_rank = group->rank();
   if (scenario == "collectives") {
@@ -418,6 +603,10 @@ int run(const std::string& scenario) {
     syncbn(*group);
   } else if (scenario == "resume") {
     resume(*group);
+  } else if (scenario == "fit") {
+    fit(*group);
+  } else if (scenario == "fit_die") {
+    fit_die(*group);
   } else if (scenario == "timeout") {
     Tensor t = ones({8});
     if (group->rank() != 1) group->all_reduce(t).wait();  // throws: rank 1 never comes
@@ -443,7 +632,9 @@ int run(const std::string& scenario) {
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: strata_dist_worker collectives|mismatch|timeout|die\n");
+    std::fprintf(stderr,
+                 "usage: strata_dist_worker "
+                 "collectives|mismatch|timeout|die|ddp|syncbn|resume|fit|fit_die\n");
     return 2;
   }
   try {

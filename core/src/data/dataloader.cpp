@@ -108,7 +108,10 @@ class EpochRun {
     const std::vector<int64_t> indices(order_.begin() + start, order_.begin() + stop);
     Batch batch = dataset_->get_batch(indices);
     if (options_.transform) {
-      Generator generator(transform_seed(options_.seed, epoch_, number));
+      // Each rank of data-parallel training draws its own augmentations.
+      const uint64_t rank = options_.sampler ? static_cast<uint64_t>(options_.sampler->rank) : 0;
+      Generator generator(
+          transform_seed(options_.seed ^ (rank * 0x9E37'79B9'7F4A'7C15ull), epoch_, number));
       options_.transform(batch, generator);
     }
     return copy_in_loader_ ? to_device(std::move(batch), options_.device, /*pin=*/true) : batch;
@@ -250,8 +253,9 @@ int64_t DistributedSampler::num_samples(int64_t dataset_size) const {
   STRATA_CHECK(rank >= 0 && rank < num_replicas, "DistributedSampler: rank ", rank,
                " is out of range for ", num_replicas, " replicas");
   STRATA_CHECK(dataset_size >= 0, "DistributedSampler: negative dataset size ", dataset_size);
-  return drop_last ? dataset_size / num_replicas
-                   : (dataset_size + num_replicas - 1) / num_replicas;
+  if (drop_last) return dataset_size / num_replicas;
+  if (pad) return (dataset_size + num_replicas - 1) / num_replicas;
+  return (dataset_size - rank + num_replicas - 1) / num_replicas;  // positions rank, rank + R, ...
 }
 
 std::vector<int64_t> DistributedSampler::indices(int64_t dataset_size, int64_t epoch) const {
@@ -263,7 +267,7 @@ std::vector<int64_t> DistributedSampler::indices(int64_t dataset_size, int64_t e
   } else {
     for (int64_t i = 0; i < dataset_size; ++i) all.push_back(i);
   }
-  const int64_t total = per_rank * num_replicas;
+  const int64_t total = drop_last || pad ? per_rank * num_replicas : dataset_size;
   // Pad by repeating from the start (several times over when the set is smaller than the
   // padding), or cut.
   for (size_t i = 0; static_cast<int64_t>(all.size()) < total; ++i) all.push_back(all[i]);

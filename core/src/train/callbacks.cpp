@@ -192,13 +192,15 @@ void ModelCheckpoint::on_train_begin(TrainContext& context) {
                  "ModelCheckpoint: an LRSchedulerStep comes after it in FitOptions::callbacks; "
                  "put LRSchedulerStep first, so that checkpoints hold the stepped scheduler");
   }
+  best_ = worst_value(maximize_);
+  has_best_ = false;
+  writes_ = context.is_main_process();
+  if (!writes_) return;
   std::error_code error;
   std::filesystem::create_directories(directory_, error);
   STRATA_CHECK(!error, "ModelCheckpoint: cannot create the directory ", directory_, ": ",
                error.message());
   remove_stale_temporaries();
-  best_ = worst_value(maximize_);
-  has_best_ = false;
 }
 
 // A run killed while writing a checkpoint leaves io::write_file_atomic's temporary file
@@ -232,6 +234,7 @@ void ModelCheckpoint::save(TrainContext& context, const std::string& path) const
 }
 
 void ModelCheckpoint::on_epoch_end(TrainContext& context) {
+  if (!writes_) return;
   const int64_t epochs_done = context.epoch + 1;
   if (options_.every_n_epochs > 0 && epochs_done % options_.every_n_epochs == 0) {
     save(context, epoch_path(epochs_done));
@@ -367,12 +370,14 @@ CsvLogger::CsvLogger(std::string path, bool append, char separator)
 }
 
 void CsvLogger::on_train_begin(TrainContext& context) {
-  (void)context;
+  writes_ = context.is_main_process();
+  if (!writes_) return;
   columns_ = append_ ? existing_columns(path_, separator_) : std::vector<std::string>{};
   open_log("CsvLogger", file_, path_, append_);
 }
 
 void CsvLogger::on_epoch_end(TrainContext& context) {
+  if (!writes_) return;
   if (columns_.empty()) {
     for (const auto& [name, value] : context.logs) {
       (void)value;
@@ -429,11 +434,13 @@ JsonLinesLogger::JsonLinesLogger(std::string path, bool append)
 }
 
 void JsonLinesLogger::on_train_begin(TrainContext& context) {
-  (void)context;
+  writes_ = context.is_main_process();
+  if (!writes_) return;
   open_log("JsonLinesLogger", file_, path_, append_);
 }
 
 void JsonLinesLogger::on_epoch_end(TrainContext& context) {
+  if (!writes_) return;
   // ordered_json keeps "epoch" first, then the logs in their (sorted) order.
   nlohmann::ordered_json line;
   line["epoch"] = context.epoch + 1;
@@ -483,11 +490,12 @@ Tensor validation_confusion(nn::Module& model, const std::shared_ptr<data::Datas
 }  // namespace
 
 void HtmlReport::on_train_begin(TrainContext& context) {
-  (void)context;
+  writes_ = context.is_main_process();
   start_time_ = detail::Progress::steady_seconds();
 }
 
 void HtmlReport::on_train_end(TrainContext& context) {
+  if (!writes_) return;
   const double training_seconds = detail::Progress::steady_seconds() - start_time_;
   ReportData data;
   data.title = options_.title;
@@ -546,6 +554,8 @@ void HtmlReport::add_final_metric(const std::string& name, double value) {
   data_.test_metrics.emplace_back(name, value);
 }
 
-void HtmlReport::write() const { write_html_report(path_, data_); }
+void HtmlReport::write() const {
+  if (writes_) write_html_report(path_, data_);
+}
 
 }  // namespace strata::train

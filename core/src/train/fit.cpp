@@ -3,10 +3,10 @@
 // on the training device; the host reads them at an epoch's end and when the bar redraws.
 #include "strata/train/fit.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <algorithm>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -17,7 +17,9 @@
 #include "strata/amp/autocast.h"
 #include "strata/autograd.h"
 #include "strata/data/dataloader.h"
+#include "strata/distributed.h"
 #include "strata/error.h"
+#include "strata/nn/distributed_data_parallel.h"
 #include "strata/ops.h"
 #include "train/progress.h"
 
@@ -135,6 +137,61 @@ Metrics clone_metrics(const Metrics& metrics) {
 
 std::ostream& output_of(std::ostream* output) { return output != nullptr ? *output : std::cout; }
 
+// This process's part in data-parallel work: the whole of it in one process (no group).
+struct Ranks {
+  distributed::ProcessGroup* group = nullptr;
+  int rank = 0;
+  int size = 1;
+
+  bool is_main() const { return rank == 0; }
+
+  // The sampler of this rank's share; none in one process.
+  std::optional<data::DistributedSampler> sampler(bool shuffle, uint64_t seed, bool pad) const {
+    if (group == nullptr) return std::nullopt;
+    return data::DistributedSampler{
+        .num_replicas = size, .rank = rank, .shuffle = shuffle, .seed = seed, .pad = pad};
+  }
+
+  // Host numbers summed over the ranks (one all-reduce in float64 on `device`).
+  std::vector<double> sum(std::vector<double> values, Device device) const {
+    if (group == nullptr) return values;
+    NoGradGuard no_grad;
+    Tensor packed = from_vector(values).to(device);
+    group->all_reduce(packed, distributed::ReduceOp::Sum).wait();
+    return packed.to_vector<double>();
+  }
+
+  // Every metric's running sums, summed over the ranks.
+  void all_reduce(std::vector<std::unique_ptr<Metric>>& metrics, Device device) const {
+    if (group == nullptr) return;
+    for (auto& metric : metrics) metric->all_reduce(*group, device);
+  }
+
+  // Printing is rank 0's.
+  Verbosity verbosity(Verbosity requested, std::ostream* output) const {
+    return is_main() ? detail::resolve_verbosity(requested, output) : Verbosity::Silent;
+  }
+};
+
+// The ranks of `group` (one process when null). fit() needs the model to be the
+// DistributedDataParallel that averages the gradients over that group.
+Ranks ranks_of(const char* caller, nn::Module& model,
+               const std::shared_ptr<distributed::ProcessGroup>& group, bool needs_ddp) {
+  if (group == nullptr) return {};
+  if (needs_ddp) {
+    auto* ddp = dynamic_cast<nn::DistributedDataParallel*>(&model);
+    STRATA_CHECK(ddp != nullptr, caller, ": with a process_group (", group->backend_name(), ", ",
+                 group->size(),
+                 " ranks) the model must be an nn::DistributedDataParallel "
+                 "over that group, so that the ranks' gradients are averaged; wrap it: "
+                 "auto ddp = std::make_shared<nn::DistributedDataParallel>(model, group)");
+    STRATA_CHECK(&ddp->process_group() == group.get(), caller,
+                 ": the model's DistributedDataParallel runs over another process group than "
+                 "FitOptions::process_group");
+  }
+  return {.group = group.get(), .rank = group->rank(), .size = group->size()};
+}
+
 // The sum of batch_loss * batch_size, in float64 on the loss's device.
 void accumulate_loss(Tensor& sum, const Tensor& batch_loss, int64_t batch_size) {
   const Tensor weighted = mul(batch_loss.to(kFloat64), static_cast<double>(batch_size));
@@ -164,9 +221,11 @@ void check_finite_loss(const Tensor& loss_value, const TrainContext& context) {
 }
 
 // Mean loss and metrics over `loader`, in eval mode without a tape; the caller restores the
-// model's mode. `steps` counts the batches seen.
+// model's mode. `steps` counts the batches seen. With several ranks, each evaluates its share
+// and the sums are taken over the ranks.
 Logs run_evaluation(const char* caller, nn::Module& model, const LossFn& loss,
-                    data::DataLoader& loader, Metrics& metrics, int64_t* steps = nullptr) {
+                    data::DataLoader& loader, Metrics& metrics, const Ranks& ranks, Device device,
+                    int64_t* steps = nullptr) {
   NoGradGuard no_grad;
   model.eval();
   for (auto& metric : metrics) metric->reset();
@@ -183,9 +242,12 @@ Logs run_evaluation(const char* caller, nn::Module& model, const LossFn& loss,
     samples += batch_size;
     ++batches;
   }
-  STRATA_CHECK(samples > 0, caller, ": the evaluation data gives no batch");
+  const std::vector<double> totals = ranks.sum(
+      {loss_sum.defined() ? loss_sum.item<double>() : 0.0, static_cast<double>(samples)}, device);
+  ranks.all_reduce(metrics, device);
+  STRATA_CHECK(totals[1] > 0, caller, ": the evaluation data gives no batch");
   Logs logs;
-  if (loss) logs["loss"] = loss_sum.item<double>() / static_cast<double>(samples);
+  if (loss) logs["loss"] = totals[0] / totals[1];
   for (const auto& metric : metrics) logs[metric->name()] = metric->value();
   if (steps != nullptr) *steps = batches;
   return logs;
@@ -257,6 +319,7 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
   check_fit_options(options, train);
   STRATA_CHECK(static_cast<bool>(loss), "fit: the loss function is empty");
   const Device device = resolve_device("fit", model, options.device);
+  const Ranks ranks = ranks_of("fit", model, options.process_group, /*needs_ddp=*/true);
   std::optional<DetectAnomalyGuard> anomaly;
   if (options.detect_anomaly) anomaly.emplace();
 
@@ -281,14 +344,17 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
   Metrics train_metrics = make_metrics("fit", options.metrics, options.num_classes);
   Metrics validation_metrics = clone_metrics(train_metrics);
 
-  data::DataLoader train_loader(train_set, {.batch_size = options.batch_size,
-                                            .shuffle = options.shuffle,
-                                            .seed = options.seed,
-                                            .drop_last = options.drop_last,
-                                            .workers = options.workers,
-                                            .pin_memory = device.is_cuda(),
-                                            .device = device,
-                                            .transform = options.transform});
+  // With several ranks, each loads its share in the sampler's order (which does the shuffling).
+  data::DataLoader train_loader(
+      train_set, {.batch_size = options.batch_size,
+                  .shuffle = options.shuffle && ranks.group == nullptr,
+                  .seed = options.seed,
+                  .drop_last = options.drop_last,
+                  .workers = options.workers,
+                  .pin_memory = device.is_cuda(),
+                  .device = device,
+                  .transform = options.transform,
+                  .sampler = ranks.sampler(options.shuffle, options.seed, /*pad=*/true)});
   STRATA_CHECK(train_loader.size() > 0, "fit: the training data gives no batch (",
                train_set->size(), " examples, batch_size ", options.batch_size,
                ", drop_last on)");
@@ -301,7 +367,8 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
                                                 .shuffle = false,
                                                 .workers = options.workers,
                                                 .pin_memory = device.is_cuda(),
-                                                .device = device});
+                                                .device = device,
+                                                .sampler = ranks.sampler(false, 0, /*pad=*/false)});
   }
 
   std::shared_ptr<amp::GradScaler> scaler;
@@ -313,11 +380,14 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
   History history;
   TrainContext context(model, optimizer, options, history, validation_set, device);
   context.grad_scaler = scaler.get();
+  context.process_group = ranks.group;
+  context.rank = ranks.rank;
+  context.world_size = ranks.size;
   context.epochs = options.epochs;
   context.steps = static_cast<int64_t>(train_loader.size());
 
   detail::Progress progress(output_of(options.output),
-                            detail::resolve_verbosity(options.verbose, options.output));
+                            ranks.verbosity(options.verbose, options.output));
 
   for (const auto& callback : options.callbacks) callback->on_train_begin(context);
 
@@ -391,12 +461,15 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
     }
 
     Logs logs;
-    logs["loss"] = loss_sum.item<double>() / static_cast<double>(samples);
+    const std::vector<double> totals =
+        ranks.sum({loss_sum.item<double>(), static_cast<double>(samples)}, device);
+    ranks.all_reduce(train_metrics, device);
+    logs["loss"] = totals[0] / totals[1];
     for (const auto& metric : train_metrics) logs[metric->name()] = metric->value();
     if (validation_loader != nullptr) {
       const AutocastScope autocast(options.precision, device);
-      const Logs validation_logs =
-          run_evaluation("fit (validation)", model, loss, *validation_loader, validation_metrics);
+      const Logs validation_logs = run_evaluation(
+          "fit (validation)", model, loss, *validation_loader, validation_metrics, ranks, device);
       for (const auto& [name, value] : validation_logs) logs["val_" + name] = value;
       model.train(true);
     }
@@ -407,6 +480,10 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
     context.logs = logs;
     progress.epoch_end(logs);
     for (const auto& callback : options.callbacks) callback->on_epoch_end(context);
+    // A stop on any rank stops them all (they must run the same batches).
+    if (ranks.group != nullptr) {
+      context.stop_training = ranks.sum({context.stop_training ? 1.0 : 0.0}, device)[0] > 0.0;
+    }
     if (context.stop_training) break;
   }
 
@@ -443,20 +520,22 @@ Logs evaluate(nn::Module& model, const LossFn& loss, std::shared_ptr<data::Datas
   check_batch_size("evaluate", options.batch_size, options.workers);
   Metrics metrics = make_metrics("evaluate", options.metrics, options.num_classes);
   const Device device = resolve_device("evaluate", model, options.device);
+  const Ranks ranks = ranks_of("evaluate", model, options.process_group, /*needs_ddp=*/false);
   data::DataLoader loader(dataset, {.batch_size = options.batch_size,
                                     .shuffle = false,
                                     .workers = options.workers,
                                     .pin_memory = device.is_cuda(),
-                                    .device = device});
+                                    .device = device,
+                                    .sampler = ranks.sampler(false, 0, /*pad=*/false)});
   const double start = now_seconds();
   int64_t steps = 0;
   Logs logs;
   {
     ModeRestorer restore_mode(model);
     const AutocastScope autocast(options.precision, device);
-    logs = run_evaluation("evaluate", model, loss, loader, metrics, &steps);
+    logs = run_evaluation("evaluate", model, loss, loader, metrics, ranks, device, &steps);
   }
-  const Verbosity verbose = detail::resolve_verbosity(options.verbose, options.output);
+  const Verbosity verbose = ranks.verbosity(options.verbose, options.output);
   if (verbose != Verbosity::Silent) {
     std::ostringstream line;
     char time_text[32];

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "internal.h"
+#include "strata/distributed.h"
 
 namespace strata::train {
 
@@ -172,6 +173,19 @@ void accumulate(Tensor& running, const Tensor& batch) {
   running = running.defined() ? add(running, batch.to(running.device())) : batch;
 }
 
+// A running device sum (undefined before any update: zero) and a host count, replaced by their
+// sums over the ranks of `group`: one all-reduce of [sum, count] in `dtype` on `device`.
+void all_reduce_running_sum(distributed::ProcessGroup& group, Device device, DType dtype,
+                            Tensor& sum, int64_t& count) {
+  NoGradGuard no_grad;
+  const TensorOptions options = TensorOptions(dtype).device(device);
+  const Tensor local = sum.defined() ? sum.to(device).to(dtype).reshape({1}) : zeros({1}, options);
+  Tensor packed = cat({local, full({1}, static_cast<double>(count), options)}, 0).contiguous();
+  group.all_reduce(packed, distributed::ReduceOp::Sum).wait();
+  sum = packed.narrow(0, 0, 1).reshape({});
+  count = static_cast<int64_t>(packed.narrow(0, 1, 1).item<double>());
+}
+
 double ratio(double numerator, double denominator) {
   return denominator == 0.0 ? 0.0 : numerator / denominator;
 }
@@ -302,6 +316,13 @@ double f1_score(const Tensor& confusion, Average average) {
 
 // ---- streaming metrics --------------------------------------------------------------------
 
+void Metric::all_reduce(distributed::ProcessGroup& group, Device device) {
+  (void)device;
+  STRATA_CHECK(false, "Metric \"", name(), "\": summing it over the ", group.size(),
+               " ranks of a process group is not implemented; a custom metric used in ",
+               "data-parallel training overrides Metric::all_reduce");
+}
+
 Accuracy::Accuracy(double threshold, std::string name)
     : Metric(std::move(name)), threshold_(threshold) {}
 
@@ -320,6 +341,10 @@ void Accuracy::update(const Tensor& output, const Tensor& target) {
 double Accuracy::value() const {
   if (seen_ == 0) return kNaN;
   return static_cast<double>(correct_.item<int64_t>()) / static_cast<double>(seen_);
+}
+
+void Accuracy::all_reduce(distributed::ProcessGroup& group, Device device) {
+  all_reduce_running_sum(group, device, DType::Int64, correct_, seen_);
 }
 
 std::unique_ptr<Metric> Accuracy::clone() const {
@@ -347,6 +372,10 @@ double TopKAccuracy::value() const {
   return static_cast<double>(correct_.item<int64_t>()) / static_cast<double>(seen_);
 }
 
+void TopKAccuracy::all_reduce(distributed::ProcessGroup& group, Device device) {
+  all_reduce_running_sum(group, device, DType::Int64, correct_, seen_);
+}
+
 std::unique_ptr<Metric> TopKAccuracy::clone() const {
   return std::make_unique<TopKAccuracy>(k_, name());
 }
@@ -361,6 +390,10 @@ void ZeroOneError::update(const Tensor& output, const Tensor& target) {
 }
 
 double ZeroOneError::value() const { return 1.0 - accuracy_.value(); }
+
+void ZeroOneError::all_reduce(distributed::ProcessGroup& group, Device device) {
+  accuracy_.all_reduce(group, device);
+}
 
 std::unique_ptr<Metric> ZeroOneError::clone() const {
   auto copy = std::make_unique<ZeroOneError>(*this);
@@ -386,6 +419,10 @@ double MeanSquaredError::value() const {
   return seen_ == 0 ? kNaN : sum_.item<double>() / static_cast<double>(seen_);
 }
 
+void MeanSquaredError::all_reduce(distributed::ProcessGroup& group, Device device) {
+  all_reduce_running_sum(group, device, DType::Float64, sum_, seen_);
+}
+
 std::unique_ptr<Metric> MeanSquaredError::clone() const {
   return std::make_unique<MeanSquaredError>(name());
 }
@@ -406,6 +443,10 @@ void MeanAbsoluteError::update(const Tensor& output, const Tensor& target) {
 
 double MeanAbsoluteError::value() const {
   return seen_ == 0 ? kNaN : sum_.item<double>() / static_cast<double>(seen_);
+}
+
+void MeanAbsoluteError::all_reduce(distributed::ProcessGroup& group, Device device) {
+  all_reduce_running_sum(group, device, DType::Float64, sum_, seen_);
 }
 
 std::unique_ptr<Metric> MeanAbsoluteError::clone() const {
@@ -443,6 +484,15 @@ double ConfusionMatrix::value() const {
     }
   }
   return total == 0 ? kNaN : static_cast<double>(correct) / static_cast<double>(total);
+}
+
+void ConfusionMatrix::all_reduce(distributed::ProcessGroup& group, Device device) {
+  NoGradGuard no_grad;
+  Tensor counts = counts_.defined() ? counts_.to(device).contiguous().clone()
+                                    : zeros({num_classes_, num_classes_},
+                                            TensorOptions(DType::Int64).device(device));
+  group.all_reduce(counts, distributed::ReduceOp::Sum).wait();
+  counts_ = counts;
 }
 
 std::unique_ptr<Metric> ConfusionMatrix::clone() const {

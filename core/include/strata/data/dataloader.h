@@ -38,15 +38,18 @@ namespace strata::data {
 // seed, epoch) when `shuffle`) are made a multiple of num_replicas — padded by repeating from
 // the start, or with drop_last cut to the largest multiple — and rank r takes every
 // num_replicas-th index from position r. Every rank gets the same count, and across the ranks
-// every example appears once per epoch (plus the padding's repeats).
+// every example appears once per epoch (plus the padding's repeats). With `pad` false (and no
+// drop_last) nothing is repeated or cut: the ranks' counts then differ by at most one, and
+// every example is visited exactly once (evaluation, whose loop keeps no collective in step).
 struct DistributedSampler {
   int64_t num_replicas = 1;
   int64_t rank = 0;
   bool shuffle = true;
   uint64_t seed = 0;
   bool drop_last = false;
+  bool pad = true;
 
-  // The examples of each rank per epoch.
+  // The examples of rank `rank` per epoch (the same for every rank unless `pad` is off).
   int64_t num_samples(int64_t dataset_size) const;
   // Rank `rank`'s indices for `epoch`, in the order they are visited.
   std::vector<int64_t> indices(int64_t dataset_size, int64_t epoch) const;
@@ -65,8 +68,9 @@ struct DataLoaderOptions {
   bool pin_memory = false;
   Device device = Device(kCPU);  // where batches are delivered
   // Applied to every batch in the loading thread, before the device copy (augmentation: a
-  // random crop, a flip). The Generator it gets is seeded from (seed, epoch, batch number), so
-  // the result is the same whichever thread loads the batch.
+  // random crop, a flip). The Generator it gets is seeded from (seed, epoch, batch number, and
+  // the sampler's rank), so the result is the same whichever thread loads the batch, and the
+  // ranks of data-parallel training do not repeat each other's draws.
   std::function<void(Batch& batch, Generator& generator)> transform = nullptr;
   // Set in data-parallel training: the loader visits only this rank's share, in the sampler's
   // order (its shuffle and seed; the loader's own `shuffle` must then be false).

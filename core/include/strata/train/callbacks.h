@@ -80,6 +80,8 @@ struct ModelCheckpointOptions {
 //   best.safetensors        the epoch with the best monitored value so far.
 // A write cut short by a crash leaves only a temporary file beside them, which the next run's
 // ModelCheckpoint removes when training begins.
+// In data-parallel training only rank 0 writes (every rank holds the same state); so do
+// CsvLogger, JsonLinesLogger and HtmlReport.
 // Metadata "fit.epochs_done" and "fit.logs.<name>" (the epoch's logs) go with each file.
 // Resuming (what a --resume flag does):
 //   train::Resumed resumed = train::resume_from_latest(dir, model, optimizer, &scheduler);
@@ -112,6 +114,7 @@ class ModelCheckpoint : public Callback {
   optim::LRScheduler* scheduler_ = nullptr;
   optim::ReduceLROnPlateau* plateau_ = nullptr;
   ModelCheckpointOptions options_;
+  bool writes_ = true;  // false on the ranks other than 0 of data-parallel training
   bool maximize_ = false;
   double best_ = 0.0;
   bool has_best_ = false;
@@ -181,6 +184,7 @@ class CsvLogger : public Callback {
   std::string path_;
   bool append_;
   char separator_;
+  bool writes_ = true;
   std::ofstream file_;
   std::vector<std::string> columns_;
 };
@@ -203,6 +207,7 @@ class JsonLinesLogger : public Callback {
  private:
   std::string path_;
   bool append_;
+  bool writes_ = true;
   std::ofstream file_;
 };
 
@@ -241,6 +246,7 @@ class HtmlReport : public Callback {
  private:
   std::string path_;
   HtmlReportOptions options_;
+  bool writes_ = true;
   ReportData data_;
   double start_time_ = 0.0;
 };

@@ -15,6 +15,20 @@
 //     the CPU the same losses, as an uninterrupted run;
 //   - the loss and the metrics accumulate on the training device; numbers are read to the host
 //     at the end of an epoch (and when the progress bar redraws), not after every batch.
+//
+// Data-parallel training (FitOptions::process_group): every rank of the group calls fit()
+// with the same arguments and an nn::DistributedDataParallel over the group as the model.
+//   - each rank trains on its share of the training set (data::DistributedSampler with the
+//     fit's seed, padded so every rank runs the same number of batches); batch_size is the
+//     per-rank batch, so a step trains on batch_size * size() examples, as PyTorch's DDP;
+//   - the validation set is split between the ranks without repeats, and the epoch's loss and
+//     metrics (training and validation) are summed over the ranks before they are logged, so
+//     every rank's History and callbacks see the same numbers (Metric::all_reduce);
+//   - only rank 0 prints, and the callbacks that write files (ModelCheckpoint, CsvLogger,
+//     JsonLinesLogger, HtmlReport) write on rank 0 only (TrainContext::is_main_process);
+//   - a callback's stop_training on any rank stops every rank after that epoch;
+//   - resuming: every rank restores the checkpoint rank 0 wrote (resume_from_latest) and
+//     passes the same initial_epoch.
 #pragma once
 
 #include <concepts>
@@ -37,6 +51,10 @@
 #include "strata/optim/optimizer.h"
 #include "strata/tensor.h"
 #include "strata/train/metrics.h"
+
+namespace strata::distributed {
+class ProcessGroup;
+}
 
 namespace strata::train {
 
@@ -188,6 +206,9 @@ struct FitOptions {
   // across fit() calls and to resume it from a checkpoint (io::Checkpoint::grad_scaler, which
   // ModelCheckpoint fills).
   std::shared_ptr<amp::GradScaler> grad_scaler = nullptr;
+  // Data-parallel training on the ranks of this group (see the top of this file); `model`
+  // must then be an nn::DistributedDataParallel over the same group. Null: one process.
+  std::shared_ptr<distributed::ProcessGroup> process_group = nullptr;
 };
 
 // The state of a running fit(), handed to every callback.
@@ -205,6 +226,12 @@ struct TrainContext {
   // The validation data in use (FitOptions::validation, or the split-off part); may be null.
   std::shared_ptr<data::Dataset> validation;
   Device device;
+  // Data-parallel training's group (null in one process), this process's rank and the number
+  // of ranks; callbacks that write files or print do so only on the main process (rank 0).
+  distributed::ProcessGroup* process_group = nullptr;
+  int rank = 0;
+  int world_size = 1;
+  bool is_main_process() const { return rank == 0; }
   int64_t epoch = 0;        // the current epoch, 0-based, counted from 0 across resumes
   int64_t epochs = 0;       // FitOptions::epochs
   int64_t step = 0;         // the batch within the epoch, 0-based
@@ -235,6 +262,10 @@ struct EvaluateOptions {
   std::ostream* output = nullptr;
   std::optional<Device> device = std::nullopt;
   MixedPrecision precision = MixedPrecision::Float32;  // BFloat16 / Float16: under autocast
+  // Every rank of the group evaluates its share of `dataset` (no example twice) and the
+  // numbers are summed over the ranks: each rank returns the whole data set's logs, and only
+  // rank 0 prints. Every rank must call evaluate() with the same arguments.
+  std::shared_ptr<distributed::ProcessGroup> process_group = nullptr;
 };
 
 // The mean loss ("loss", weighted by batch size; absent when `loss` is empty) and every

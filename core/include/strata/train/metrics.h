@@ -22,7 +22,12 @@
 #include <utility>
 #include <vector>
 
+#include "strata/device.h"
 #include "strata/tensor.h"
+
+namespace strata::distributed {
+class ProcessGroup;
+}
 
 namespace strata::train {
 
@@ -97,6 +102,12 @@ class Metric {
   // A new metric of the same kind and settings, with nothing accumulated (a training loop
   // keeps one for the training batches and one for validation).
   virtual std::unique_ptr<Metric> clone() const = 0;
+  // Data-parallel training: replaces the running sums with their sums over every rank of
+  // `group`, so that value() is the metric of every rank's samples together. Every rank calls
+  // it, at the same point; the sums travel as tensors on `device` (the training device). The
+  // built-in metrics implement it; the default throws strata::Error naming the metric (a
+  // custom metric used with FitOptions::process_group overrides it).
+  virtual void all_reduce(distributed::ProcessGroup& group, Device device);
 
  protected:
   explicit Metric(std::string name) : name_(std::move(name)) {}
@@ -115,6 +126,7 @@ class Accuracy : public Metric {
   void update(const Tensor& output, const Tensor& target) override;
   double value() const override;
   std::unique_ptr<Metric> clone() const override;
+  void all_reduce(distributed::ProcessGroup& group, Device device) override;
 
  private:
   double threshold_;
@@ -130,6 +142,7 @@ class TopKAccuracy : public Metric {
   void update(const Tensor& output, const Tensor& target) override;
   double value() const override;
   std::unique_ptr<Metric> clone() const override;
+  void all_reduce(distributed::ProcessGroup& group, Device device) override;
   int64_t k() const { return k_; }
 
  private:
@@ -146,6 +159,7 @@ class ZeroOneError : public Metric {
   void update(const Tensor& output, const Tensor& target) override;
   double value() const override;
   std::unique_ptr<Metric> clone() const override;
+  void all_reduce(distributed::ProcessGroup& group, Device device) override;
 
  private:
   Accuracy accuracy_;
@@ -159,6 +173,7 @@ class MeanSquaredError : public Metric {
   void update(const Tensor& output, const Tensor& target) override;
   double value() const override;
   std::unique_ptr<Metric> clone() const override;
+  void all_reduce(distributed::ProcessGroup& group, Device device) override;
 
  private:
   Tensor sum_;
@@ -173,6 +188,7 @@ class MeanAbsoluteError : public Metric {
   void update(const Tensor& output, const Tensor& target) override;
   double value() const override;
   std::unique_ptr<Metric> clone() const override;
+  void all_reduce(distributed::ProcessGroup& group, Device device) override;
 
  private:
   Tensor sum_;
@@ -189,6 +205,7 @@ class ConfusionMatrix : public Metric {
   void update(const Tensor& output, const Tensor& target) override;
   double value() const override;
   std::unique_ptr<Metric> clone() const override;
+  void all_reduce(distributed::ProcessGroup& group, Device device) override;
 
   int64_t num_classes() const { return num_classes_; }
   // int64 [C, C] on the CPU (zeros before the first update).
@@ -208,6 +225,9 @@ class ConfusionScore : public Metric {
   void reset() override { confusion_.reset(); }
   void update(const Tensor& output, const Tensor& target) override;
   double value() const override;
+  void all_reduce(distributed::ProcessGroup& group, Device device) override {
+    confusion_.all_reduce(group, device);
+  }
 
  protected:
   ConfusionScore(int64_t num_classes, Average average, std::string name)
