@@ -86,6 +86,12 @@ class ProcessGroup {
 // its backward, in the same order (a model's graph does). SyncBatchNorm's statistics use it.
 Tensor differentiable_all_reduce(const Tensor& t, ProcessGroup& group);
 
+// This process's rank among the job's processes on its own machine, from the launcher's
+// environment (Open MPI's OMPI_COMM_WORLD_LOCAL_RANK, MPICH's MPI_LOCALRANKID, Slurm's
+// SLURM_LOCALID, torchrun's LOCAL_RANK); 0 when none is set. With several GPUs per machine,
+// local rank k takes cuda:k.
+int local_rank();
+
 // Whether this Strata was built with MPI (STRATA_MPI).
 bool mpi_available();
 
