@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cifar_cnn: %s\n", missing_data_message(flags.data).c_str());
       return 1;
     }
-    const strata::Device device = sample::pick_device(flags.device);
+    const strata::Device device = sample::pick_device(flags);
     sample::print_banner("cifar_cnn", flags, device);
 
     const data::Cifar10Split train_split = data::load_cifar10(flags.data, true, flags.limit);

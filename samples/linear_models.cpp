@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
       options.csv.header = false;
       options.defaults = true;
     }
-    const strata::Device device = sample::pick_device(flags.device);
+    const strata::Device device = sample::pick_device(flags);
     sample::print_banner("linear_models", flags, device);
 
     const data::CsvTable table = data::read_csv(flags.data, options.csv);

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
                           [&] { bidirectional = true; });
   const sample::Flags flags = command_line.parse(argc, argv);
   return sample::guarded("lstm_mnist", [&] {
-    const strata::Device device = sample::pick_device(flags.device);
+    const strata::Device device = sample::pick_device(flags);
     sample::print_banner("lstm_mnist", flags, device);
     sample::Task task = sample::load_mnist_task("lstm_mnist", flags, device, {28, 28});
     task.title = "Fashion-MNIST rows as sequences, LSTM " + std::to_string(hidden) +

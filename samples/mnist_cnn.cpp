@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
       {.data = strata::data::kFashionMnistDir, .out = "runs/mnist_cnn"});
   const sample::Flags flags = command_line.parse(argc, argv);
   return sample::guarded("mnist_cnn", [&] {
-    const strata::Device device = sample::pick_device(flags.device);
+    const strata::Device device = sample::pick_device(flags);
     sample::print_banner("mnist_cnn", flags, device);
     sample::Task task =
         sample::load_mnist_task("mnist_cnn", flags, device, {1, 28, 28});

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
       {.data = strata::data::kFashionMnistDir, .out = "runs/mnist_mlp"});
   const sample::Flags flags = command_line.parse(argc, argv);
   return sample::guarded("mnist_mlp", [&] {
-    const strata::Device device = sample::pick_device(flags.device);
+    const strata::Device device = sample::pick_device(flags);
     sample::print_banner("mnist_mlp", flags, device);
     sample::Task task = sample::load_mnist_task("mnist_mlp", flags, device, {784});
     task.title = "Fashion-MNIST, 784-512-256-10 MLP";

@@ -4,10 +4,13 @@
 # --out, its output and its exit status.
 #
 # usage: tests/samples_smoke.sh SAMPLES_DIR CASE
-#   CASE: flags | mnist_mlp | mnist_cnn | lstm_mnist | cifar_cnn | linear_models | resume
-# Exits 0 on success, 77 (ctest's skip) when Fashion-MNIST is not installed, 1 on a failure.
+#   CASE: flags | mnist_mlp | mnist_cnn | lstm_mnist | cifar_cnn | linear_models | resume |
+#         determinism | distributed
+# Exits 0 on success, 77 (ctest's skip) when Fashion-MNIST is not installed (or, for
+# distributed, when there is no mpirun), 1 on a failure.
 # environment: STRATA_FASHION_MNIST, where Fashion-MNIST is when not in the system's folder
-#   (scripts/gpu_check.sh carries a copy to the GPU machine).
+#   (scripts/gpu_check.sh carries a copy to the GPU machine); STRATA_MPIEXEC, the mpirun of the
+#   MPI Strata was built with (empty: built without MPI).
 set -euo pipefail
 
 samples="$1"
@@ -190,6 +193,34 @@ case "$case_name" in
     (($(wc -l < "$work/first.logged") == 3)) || fail "log.csv should have 2 epochs"
     diff "$work/first.logged" "$work/second.logged" > "$work/diff" ||
       { cat "$work/diff" >&2; fail "two runs with the same seed logged different numbers"; }
+    ;;
+
+  distributed)
+    # mnist_mlp on 2 processes with 25 examples each per step logs what one process with 50
+    # per step logs (to float32 rounding), prints it once, and rank 0 writes every file.
+    need_fashion_mnist
+    mpiexec="${STRATA_MPIEXEC:-}"
+    if [[ -z "$mpiexec" ]]; then
+      echo "skipped: this Strata was built without MPI"
+      exit 77
+    fi
+    common=(--data "$fashion_mnist" --limit 2000 --epochs 2 --device cpu --threads 1 --progress lines)
+    run "$samples/mnist_mlp" "${common[@]}" --batch-size 50 --out "$work/one"
+    # NOTE: mpirun refuses root without these (CI containers run as root); --oversubscribe lets
+    # the ranks share fewer cores.
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+      run "$mpiexec" --oversubscribe -np 2 "$samples/mnist_mlp" "${common[@]}" --batch-size 25 \
+      --distributed --out "$work/two" --min-accuracy 0.5
+    expect_output "data-parallel over 2 processes"
+    (($(grep -c "Epoch 2/2" "$work/output") == 1)) || { cat "$work/output" >&2; fail "rank 1 printed"; }
+    expect_run_files "$work/two" 2
+    # Every logged number but the times, to 1e-5 relative (float32 sums in another order).
+    paste -d, "$work/one/log.csv" "$work/two/log.csv" | awk -F, '
+      NR == 1 { half = NF / 2; for (i = 1; i <= half; ++i) if ($i != "seconds") keep[i] = 1; next }
+      { for (i in keep) { a = $i; b = $(i + half); d = a - b; if (d < 0) d = -d
+                          m = a < 0 ? -a : a; if (d > 1e-5 * (m > 1 ? m : 1)) {
+                            print "epoch " $1 " column " i ": " a " vs " b; bad = 1 } } }
+      END { exit bad }' || fail "2 processes logged other numbers than 1 process"
     ;;
 
   *)

@@ -17,6 +17,7 @@ namespace sample {
 
 namespace fs = std::filesystem;
 namespace amp = strata::amp;
+namespace distributed = strata::distributed;
 namespace io = strata::io;
 namespace nn = strata::nn;
 namespace optim = strata::optim;
@@ -96,6 +97,10 @@ CommandLine::CommandLine(std::string program, std::string summary, Flags default
       [this, &f](const std::string& v) { f.min_accuracy = real("--min-accuracy", v); });
   add("--progress", "MODE", "auto, bar, lines or none (default auto: a bar on a terminal)",
       [&f](const std::string& v) { f.progress = v; });
+  add_switch("--distributed",
+             "data-parallel over the processes of an MPI job (mpirun -np N " + program_ +
+                 " --distributed); --batch-size is per process",
+             [&f] { f.distributed = true; });
 }
 
 void CommandLine::add(std::string name, std::string value_name, std::string help,
@@ -202,6 +207,30 @@ Flags CommandLine::parse(int argc, char** argv) {
 
 // ---- device, optimizer --------------------------------------------------------------------
 
+std::shared_ptr<distributed::ProcessGroup> job_group(const Flags& flags) {
+  if (!flags.distributed) return nullptr;
+  static const std::shared_ptr<distributed::ProcessGroup> group = [] {
+    std::shared_ptr<distributed::ProcessGroup> made = distributed::new_mpi_group();
+    if (made->rank() != 0) {
+      std::fflush(stdout);
+      STRATA_CHECK(std::freopen("/dev/null", "w", stdout) != nullptr, "--distributed: rank ",
+                   made->rank(), " cannot quiet its standard output");
+    }
+    return made;
+  }();
+  return group;
+}
+
+strata::Device pick_device(const Flags& flags) {
+  if (!flags.distributed) return pick_device(flags.device);
+  (void)job_group(flags);  // joined first: from here on only rank 0 prints
+  // One CUDA device per process on a machine: local rank K takes cuda:K.
+  if ((flags.device == "auto" || flags.device == "cuda") && strata::cuda_is_available()) {
+    return strata::Device(strata::kCUDA, distributed::local_rank() % strata::cuda_device_count());
+  }
+  return pick_device(flags.device);
+}
+
 strata::Device pick_device(const std::string& text) {
   if (text == "auto") {
     return strata::cuda_is_available() ? strata::Device(strata::kCUDA, 0)
@@ -240,9 +269,14 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& name,
 
 void print_banner(const std::string& program, const Flags& flags, strata::Device device) {
   if (flags.threads > 0) strata::set_num_threads(flags.threads);
-  std::printf("%s: Strata %s, device %s, %d CPU threads, precision %s\n", program.c_str(),
+  std::printf("%s: Strata %s, device %s, %d CPU threads, precision %s", program.c_str(),
               strata::kVersion, device.str().c_str(), strata::get_num_threads(),
               flags.precision.c_str());
+  if (const auto group = job_group(flags)) {
+    std::printf(", data-parallel over %d processes (%s)", group->size(),
+                group->backend_name().c_str());
+  }
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -263,11 +297,22 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-int run(nn::Module& model, const Flags& flags, strata::Device device, const Task& task,
+int run(nn::Module& plain_model, const Flags& flags, strata::Device device, const Task& task,
         train::Logs* test_logs) {
   const fs::path out = flags.out;
   fs::create_directories(out);
   const fs::path checkpoints = out / "checkpoints";
+
+  // --distributed trains a DistributedDataParallel of the model (which outlives this function:
+  // the wrapper holds it without owning it).
+  const std::shared_ptr<distributed::ProcessGroup> group = job_group(flags);
+  std::shared_ptr<nn::DistributedDataParallel> data_parallel;
+  if (group != nullptr) {
+    data_parallel = std::make_shared<nn::DistributedDataParallel>(
+        std::shared_ptr<nn::Module>(std::shared_ptr<nn::Module>(), &plain_model), group);
+  }
+  nn::Module& model = data_parallel != nullptr ? *data_parallel : plain_model;
+  const bool main_process = group == nullptr || group->rank() == 0;
 
   std::unique_ptr<optim::Optimizer> optimizer =
       make_optimizer(flags.optimizer, model.parameters(), flags.lr);
@@ -293,20 +338,24 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
   std::vector<std::pair<std::string, std::string>> config;
   if (!task.model.empty()) config.emplace_back("model", task.model);
   config.insert(config.end(), task.config.begin(), task.config.end());
-  config.insert(config.end(), {
-      {"optimizer", flags.optimizer},
-      {"learning rate", number_text(flags.lr)},
-      {"batch size", std::to_string(flags.batch_size)},
-      {"epochs", std::to_string(flags.epochs)},
-      {"seed", std::to_string(flags.seed)},
-      {"device", device.str()},
-      {"precision", train::precision_name(precision)},
-      {"CPU threads", std::to_string(strata::get_num_threads())},
-      {"training examples", std::to_string(task.train->size())},
-      {"validation", validate_on_test
-                         ? "the test split (" + std::to_string(task.test->size()) + " examples)"
-                         : number_text(flags.validation_fraction) + " of the training data"},
-  });
+  config.insert(
+      config.end(),
+      {
+          {"optimizer", flags.optimizer},
+          {"learning rate", number_text(flags.lr)},
+          {"batch size", group != nullptr ? std::to_string(flags.batch_size) + " per process x " +
+                                                std::to_string(group->size()) + " processes"
+                                          : std::to_string(flags.batch_size)},
+          {"epochs", std::to_string(flags.epochs)},
+          {"seed", std::to_string(flags.seed)},
+          {"device", device.str()},
+          {"precision", train::precision_name(precision)},
+          {"CPU threads", std::to_string(strata::get_num_threads())},
+          {"training examples", std::to_string(task.train->size())},
+          {"validation", validate_on_test
+                             ? "the test split (" + std::to_string(task.test->size()) + " examples)"
+                             : number_text(flags.validation_fraction) + " of the training data"},
+      });
   // A resumed run's report covers the epochs before the checkpoint too, from the log.
   train::History earlier;
   if (initial_epoch > 0 && fs::exists(out / "log.csv")) {
@@ -338,24 +387,25 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
                 static_cast<long long>(flags.epochs));
   } else {
     const auto start = std::chrono::steady_clock::now();
-    const train::History history = train::fit(
-        model, task.loss, *optimizer, task.train,
-        {.epochs = flags.epochs,
-         .batch_size = flags.batch_size,
-         .seed = flags.seed,
-         .workers = flags.workers,
-         .transform = task.transform,
-         .validation = validate_on_test ? task.test : nullptr,
-         .validation_fraction = flags.validation_fraction,
-         .validation_batch_size = std::max<int64_t>(flags.batch_size, 256),
-         .metrics = task.metrics,
-         .num_classes = static_cast<int64_t>(task.class_names.size()),
-         .callbacks = callbacks,
-         .verbose = verbosity(flags.progress),
-         .device = device,
-         .initial_epoch = initial_epoch,
-         .precision = precision,
-         .grad_scaler = grad_scaler});
+    const train::History history =
+        train::fit(model, task.loss, *optimizer, task.train,
+                   {.epochs = flags.epochs,
+                    .batch_size = flags.batch_size,
+                    .seed = flags.seed,
+                    .workers = flags.workers,
+                    .transform = task.transform,
+                    .validation = validate_on_test ? task.test : nullptr,
+                    .validation_fraction = flags.validation_fraction,
+                    .validation_batch_size = std::max<int64_t>(flags.batch_size, 256),
+                    .metrics = task.metrics,
+                    .num_classes = static_cast<int64_t>(task.class_names.size()),
+                    .callbacks = callbacks,
+                    .verbose = verbosity(flags.progress),
+                    .device = device,
+                    .initial_epoch = initial_epoch,
+                    .precision = precision,
+                    .grad_scaler = grad_scaler,
+                    .process_group = group});
     strata::backend_for(device).synchronize();
     train_seconds = seconds_since(start);
     const double last_loss = history.back().at("loss");
@@ -364,13 +414,14 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
   }
 
   const auto eval_start = std::chrono::steady_clock::now();
-  const train::Logs test = train::evaluate(
-      model, task.loss, task.test,
-      {.batch_size = 500,
-       .metrics = task.metrics,
-       .num_classes = static_cast<int64_t>(task.class_names.size()),
-       .device = device,
-       .precision = precision});
+  const train::Logs test =
+      train::evaluate(model, task.loss, task.test,
+                      {.batch_size = 500,
+                       .metrics = task.metrics,
+                       .num_classes = static_cast<int64_t>(task.class_names.size()),
+                       .device = device,
+                       .precision = precision,
+                       .process_group = group});
   const double eval_seconds = seconds_since(eval_start);
   if (test_logs != nullptr) *test_logs = test;
   std::string summary;
@@ -384,7 +435,7 @@ int run(nn::Module& model, const Flags& flags, strata::Device device, const Task
   }
   if (train_seconds > 0.0) report->write();
 
-  io::save(model, (out / "model.safetensors").string());
+  if (main_process) io::save(plain_model, (out / "model.safetensors").string());
 
   std::printf("training time %.2f s (%lld epochs%s); test evaluation %.2f s\n", train_seconds,
               static_cast<long long>(flags.epochs - initial_epoch),

@@ -43,6 +43,7 @@ struct Flags {
   int64_t patience = 0;               // early stopping on val_loss; 0: off
   double min_accuracy = 0.0;          // exit 1 when the test accuracy ends below it
   std::string progress = "auto";      // auto, bar, lines or none
+  bool distributed = false;           // data-parallel over the processes of an mpirun job
 };
 
 // Parses a sample's command line: the common flags (described with the defaults of `flags`)
@@ -80,9 +81,17 @@ class CommandLine {
   std::vector<Option> options_;
 };
 
+// --distributed: the process group of every process of the mpirun job (MPI), made on the
+// first call; null without --distributed. Joining it sends the standard output of every rank
+// but 0 to /dev/null, so the job prints one copy of everything (errors still reach stderr).
+std::shared_ptr<strata::distributed::ProcessGroup> job_group(const Flags& flags);
+
 // "auto": CUDA device 0 when there is one, else the CPU; otherwise Device::parse, checked to be
 // usable (strata::Error saying why not).
 strata::Device pick_device(const std::string& text);
+// --device as above; with --distributed, "auto" and "cuda" give each process on a machine its
+// own device (cuda:K for local rank K), and the process joins the job first (job_group).
+strata::Device pick_device(const Flags& flags);
 
 // The names make_optimizer knows, for --help and error messages.
 std::string optimizer_names();
@@ -121,9 +130,11 @@ struct Task {
 //   report.html              curves, configuration, confusion matrix, test numbers
 //   model.safetensors        the final weights (io::save; PyTorch's safetensors reads them)
 // With --resume, restores model, optimizer and generator from the newest checkpoint and
-// continues from the epoch after it. Prints the test loss and metrics and where the report
-// is. Returns the exit status (1 when --min-accuracy is set and the test accuracy is below).
-// The test numbers are returned in `test` when it is not null.
+// continues from the epoch after it. With --distributed, trains an nn::DistributedDataParallel
+// of `model` on the job's ranks (each with its share of every batch; --batch-size per rank)
+// and evaluates the test split shared between them; rank 0 writes the files. Prints the test loss
+// and metrics and where the report is. Returns the exit status (1 when --min-accuracy is set and
+// the test accuracy is below). The test numbers are returned in `test` when it is not null.
 int run(strata::nn::Module& model, const Flags& flags, strata::Device device, const Task& task,
         strata::train::Logs* test = nullptr);
 

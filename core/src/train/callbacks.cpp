@@ -19,6 +19,7 @@
 #include "strata/data/readers.h"
 #include "strata/error.h"
 #include "strata/io/checkpoint.h"
+#include "strata/nn/distributed_data_parallel.h"
 #include "train/progress.h"
 
 namespace strata::train {
@@ -218,13 +219,26 @@ void ModelCheckpoint::remove_stale_temporaries() const {
   }
 }
 
+namespace {
+
+// The model whose state a checkpoint holds: a DistributedDataParallel's wrapped module (keys
+// without its "module." prefix, so that the file loads into the plain model as well), or the
+// model itself.
+nn::Module& checkpointed(nn::Module& model) {
+  auto* ddp = dynamic_cast<nn::DistributedDataParallel*>(&model);
+  return ddp != nullptr ? ddp->module() : model;
+}
+
+}  // namespace
+
 void ModelCheckpoint::save(TrainContext& context, const std::string& path) const {
   const int64_t epochs_done = context.epoch + 1;
   const int64_t steps_done = epochs_done * context.steps;
-  io::Checkpoint checkpoint =
-      plateau_ != nullptr
-          ? io::capture(context.model, context.optimizer, *plateau_, epochs_done, steps_done)
-          : io::capture(context.model, context.optimizer, scheduler_, epochs_done, steps_done);
+  io::Checkpoint checkpoint = plateau_ != nullptr
+                                  ? io::capture(checkpointed(context.model), context.optimizer,
+                                                *plateau_, epochs_done, steps_done)
+                                  : io::capture(checkpointed(context.model), context.optimizer,
+                                                scheduler_, epochs_done, steps_done);
   checkpoint.metadata["fit.epochs_done"] = std::to_string(epochs_done);
   if (context.grad_scaler != nullptr) checkpoint.grad_scaler = context.grad_scaler->state_dict();
   for (const auto& [name, value] : context.logs) {
@@ -277,7 +291,7 @@ Resumed resume_from_latest(const std::string& directory, nn::Module& model,
   resumed.path = latest_checkpoint(directory);
   if (resumed.path.empty()) return resumed;
   const io::Checkpoint checkpoint = io::load_checkpoint(resumed.path, device);
-  io::restore(checkpoint, model, optimizer, scheduler);
+  io::restore(checkpoint, checkpointed(model), optimizer, scheduler);
   if (grad_scaler != nullptr && !checkpoint.grad_scaler.empty()) {
     grad_scaler->load_state_dict(checkpoint.grad_scaler);
   }

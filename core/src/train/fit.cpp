@@ -452,7 +452,8 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
       samples += batch_size;
       ++context.global_step;
       for (const auto& callback : options.callbacks) callback->on_batch_end(context);
-      progress.batch_end(step, samples, [&]() {
+      // The rate shown is the job's: every rank trains on as many examples per step.
+      progress.batch_end(step, samples * ranks.size, [&]() {
         Logs running{{"loss", loss_sum.item<double>() / static_cast<double>(samples)}};
         for (const auto& metric : train_metrics) running[metric->name()] = metric->value();
         return running;

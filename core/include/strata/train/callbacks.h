@@ -81,7 +81,9 @@ struct ModelCheckpointOptions {
 // A write cut short by a crash leaves only a temporary file beside them, which the next run's
 // ModelCheckpoint removes when training begins.
 // In data-parallel training only rank 0 writes (every rank holds the same state); so do
-// CsvLogger, JsonLinesLogger and HtmlReport.
+// CsvLogger, JsonLinesLogger and HtmlReport. The checkpoint of an nn::DistributedDataParallel
+// holds its wrapped module's state (keys without "module."), so it loads into the plain model
+// too; resume_from_latest restores a DistributedDataParallel's wrapped module.
 // Metadata "fit.epochs_done" and "fit.logs.<name>" (the epoch's logs) go with each file.
 // Resuming (what a --resume flag does):
 //   train::Resumed resumed = train::resume_from_latest(dir, model, optimizer, &scheduler);
