@@ -559,6 +559,27 @@ TEST_P(OptimStateDict, IsASnapshot) {
   for (const auto& [key, value] : dict) EXPECT_EQ(before[key], value.to_vector<double>()) << key;
 }
 
+// A loaded state is used as loaded, whatever its step count: Adagrad's accumulator saved before
+// any step (step 0, as PyTorch's eager state holds it) is not replaced by the initial value.
+TEST(OptimStateDictLoad, StepZeroStateKeepsItsBuffers) {
+  Tensor p = from_vector<double>({1.0, -2.0}, {2}).set_requires_grad(true);
+  optim::Adagrad adagrad({p}, {.lr = 0.5, .initial_accumulator_value = 0.1, .eps = 0.0});
+  optim::OptimizerStateDict dict = adagrad.state_dict();
+  dict["state.0.step"] = full({}, 0.0, kInt64);
+  dict["state.0.sum"] = from_vector<double>({4.0, 9.0}, {2});
+  adagrad.load_state_dict(dict);
+  EXPECT_EQ(adagrad.state_dict().at("state.0.sum").to_vector<double>(),
+            (std::vector<double>{4.0, 9.0}));
+  p.mutable_grad() = from_vector<double>({3.0, 4.0}, {2});
+  adagrad.step();
+  // sum = 4 + 3^2 = 13 and 9 + 4^2 = 25; p -= 0.5 * g / sqrt(sum).
+  EXPECT_EQ(adagrad.state(p).buffers.at("sum").to_vector<double>(),
+            (std::vector<double>{13.0, 25.0}));
+  EXPECT_NEAR(p.to_vector<double>()[0], 1.0 - 0.5 * 3.0 / std::sqrt(13.0), 1e-15);
+  EXPECT_NEAR(p.to_vector<double>()[1], -2.0 - 0.5 * 4.0 / 5.0, 1e-15);
+  EXPECT_EQ(adagrad.state(p).step, 1);
+}
+
 // Parameters that get no gradient are left alone: unchanged, step count 0, absent from the
 // state dict; the others advance.
 TEST_P(OptimStateDict, SkipsParametersWithoutGradient) {

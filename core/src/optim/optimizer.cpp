@@ -137,13 +137,13 @@ void Optimizer::fused_update(ParamGroup& group, OptimizerUpdate u,
                  g.device().str(), " does not match its parameter ", shape_str(p.shape()), " ",
                  dtype_name(p.dtype()), " ", p.device().str());
     ParamState& s = state_of(p);
-    if (s.step == 0) {
-      for (const std::string& name : buffers) {
-        if (name.empty()) continue;
-        Tensor buffer = zeros_like(p);
-        if (initial != 0.0) buffer.fill_(initial);
-        s.buffers[name] = buffer;
-      }
+    // A buffer is made on first use, not at step 0: a loaded state whose step count is 0 (as
+    // PyTorch saves Adagrad's before any step) keeps the buffers it was loaded with.
+    for (const std::string& name : buffers) {
+      if (name.empty() || s.buffers.contains(name)) continue;
+      Tensor buffer = zeros_like(p);
+      if (initial != 0.0) buffer.fill_(initial);
+      s.buffers[name] = buffer;
     }
     ++s.step;
     Batch* batch = nullptr;
@@ -203,7 +203,7 @@ OptimizerStateDict Optimizer::state_dict() const {
       const int64_t i = index++;
       indices.push_back(i);
       const auto it = state_.find(p.impl());
-      if (it == state_.end() || it->second.step == 0) continue;
+      if (it == state_.end() || it->second.empty()) continue;
       const ParamState& s = it->second;
       const std::string key = "state." + std::to_string(i) + ".";
       out[key + "step"] = full({}, static_cast<double>(s.step), kInt64);
@@ -272,7 +272,7 @@ void Optimizer::load_state_dict(const OptimizerStateDict& dict) {
           s.buffers[name] = it->second.to(p.device()).to(p.dtype()).clone();
         }
       }
-      if (s.step == 0) {
+      if (s.empty()) {
         state_.erase(p.impl());
       } else {
         state_[p.impl()] = std::move(s);

@@ -61,6 +61,10 @@ struct ParamState {
   int64_t step = 0;                        // updates made so far
   std::map<std::string, Tensor> buffers;   // "exp_avg", "momentum_buffer", ...
   std::map<std::string, double> scalars;   // NAdam's "mu_product"
+
+  // Nothing recorded yet. A state loaded with step 0 but with buffers is not empty: its
+  // buffers are used as loaded (Adagrad's accumulator, as PyTorch saves it before any step).
+  bool empty() const { return step == 0 && buffers.empty() && scalars.empty(); }
 };
 
 // An optimizer's state as one flat name -> tensor map (so that a checkpoint stores it next to
