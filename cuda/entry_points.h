@@ -4,13 +4,20 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "strata/detail/cuda_memory.h"
+#include "strata/device.h"
 
 namespace strata {
 class Backend;
 }
+
+namespace strata::distributed {
+class ProcessGroup;
+struct ProcessGroupOptions;
+}  // namespace strata::distributed
 
 namespace strata::cuda {
 
@@ -20,5 +27,9 @@ void* host_alloc(size_t nbytes);              // memory.cpp
 void host_free(void* ptr);                    // memory.cpp
 detail::CudaMemoryStats memory_stats(int device);  // allocator.cpp
 void empty_cache(int device);                 // allocator.cpp
+bool nccl_built();                            // nccl_process_group.cpp
+std::shared_ptr<distributed::ProcessGroup> new_nccl_group(  // nccl_process_group.cpp
+    std::shared_ptr<distributed::ProcessGroup> bootstrap, Device device,
+    const distributed::ProcessGroupOptions& options);
 
 }  // namespace strata::cuda

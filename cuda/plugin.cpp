@@ -13,6 +13,8 @@ extern "C" const strata::detail::CudaHooks* strata_cuda_hooks() {
     hooks.host_free = &cuda::host_free;
     hooks.memory_stats = &cuda::memory_stats;
     hooks.empty_cache = &cuda::empty_cache;
+    hooks.nccl_built = &cuda::nccl_built;
+    hooks.new_nccl_group = &cuda::new_nccl_group;
     return hooks;
   }();
   return &table;

@@ -10,7 +10,8 @@
 #   1. machine: nvidia-smi, nvcc, the GPU's architecture, cuDNN (system, or the one in
 #      PyTorch's pip wheel), GoogleTest (installed, or sources in .deps/googletest)
 #   2. configures BUILD_DIR (default build-gpu: Ninja, Release, -DSTRATA_CUDA=ON), builds it
-#   3. ctest (one process per suite), case counts by suite; checks a CUDA case really ran
+#   3. ctest (one process per suite), case counts by suite; checks a CUDA case really ran, and
+#      that the NCCL group's cases ran on one rank (or says that no NCCL was found: optional)
 #   4. bench/run.sh --cuda --quick (Strata and PyTorch side by side, the ratio table)
 #   5. mnist_mlp, mnist_cnn, lstm_mnist (Fashion-MNIST, first --sample-limit images), cifar_cnn
 #      (random images in CIFAR-10's layout) and linear_models (a generated CSV) on cuda
@@ -23,7 +24,8 @@
 #   /usr/src/googletest) to .deps/googletest and Fashion-MNIST to .deps/fashion-mnist, and exits:
 #   the GPU machine may lack both and has no network. .deps/ is git-ignored, so carry it there
 #   explicitly (device tool: carry [".deps"]).
-#   environment: CUDNN_ROOT (a cuDNN folder with include/ and lib/) skips the search;
+#   environment: CUDNN_ROOT (a cuDNN folder with include/ and lib/) skips the search, and
+#   NCCL_ROOT the same for NCCL (else the toolkit's, or the one in PyTorch's pip wheel);
 #   STRATA_CUDA_ARCHITECTURES overrides the architecture read from nvidia-smi.
 set -uo pipefail
 
@@ -177,6 +179,24 @@ if [[ -n "$cudnn_root" ]]; then
   export LD_LIBRARY_PATH="$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
+# NCCL (optional: without it the NCCL process group's cases skip): NCCL_ROOT, the toolkit's,
+# or PyTorch's wheel.
+nccl_args=()
+nccl_where="not found"
+if [[ -n "${NCCL_ROOT:-}" ]]; then
+  nccl_args=(-DNCCL_ROOT="$NCCL_ROOT")
+  nccl_where="$NCCL_ROOT"
+elif [[ -f "$(dirname "$(dirname "$(command -v nvcc)")")/include/nccl.h" || -f /usr/include/nccl.h ]]; then
+  nccl_where="system"
+else
+  nccl_root="$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null || true)"
+  if [[ -n "$nccl_root" && -f "$nccl_root/include/nccl.h" ]]; then
+    nccl_args=(-DNCCL_ROOT="$nccl_root")
+    nccl_where="PyTorch's wheel at $nccl_root"
+    export LD_LIBRARY_PATH="$nccl_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+fi
+
 # GoogleTest: installed, or sources.
 gtest_args=()
 if [[ -f "$gtest_copy/CMakeLists.txt" ]]; then
@@ -187,7 +207,7 @@ elif [[ ! -f /usr/include/gtest/gtest.h && ! -f /usr/local/include/gtest/gtest.h
   step_result machine FAILED "GoogleTest not found: run scripts/gpu_check.sh --prepare on the development machine and carry .deps"
   finish "no GoogleTest"
 fi
-step_result machine ok "sm_$architectures, nvcc $(nvcc --version | grep -o 'release [0-9.]*' | cut -d' ' -f2), cuDNN: $cudnn_where"
+step_result machine ok "sm_$architectures, nvcc $(nvcc --version | grep -o 'release [0-9.]*' | cut -d' ' -f2), cuDNN: $cudnn_where, NCCL: $nccl_where"
 
 # ---- 2. configure, build -----------------------------------------------------------------------
 strata_log "configuring and building $build_dir with $jobs jobs"
@@ -199,7 +219,7 @@ if ! strata_configure "$build_dir" \
     -DSTRATA_BUILD_TESTS=ON \
     -DSTRATA_BUILD_SAMPLES=ON \
     -DSTRATA_BUILD_BENCH=ON \
-    "${cudnn_args[@]}" "${gtest_args[@]}" "${extra_cmake_args[@]}" > "$logs/configure.log" 2>&1; then
+    "${cudnn_args[@]}" "${nccl_args[@]}" "${gtest_args[@]}" "${extra_cmake_args[@]}" > "$logs/configure.log" 2>&1; then
   tail -n 30 "$logs/configure.log"
   step_result configure FAILED "see configure.log"
   finish "the configure step failed"
@@ -240,6 +260,19 @@ if grep -q "SKIPPED \]" <<<"$probe" || ! grep -q "PASSED \].*1 test" <<<"$probe"
 else
   step_result cuda ok "CUDA cases ran"
   cuda_ok=1
+fi
+
+# The NCCL process group on one rank (tests/test_distributed_nccl.cpp, also in the ctest run
+# above): NCCL is optional, so a build without it is reported, not failed.
+if ((cuda_ok)); then
+  nccl_probe="$("$build_dir/tests/strata_tests" --gtest_filter='DistributedNccl.AllReduceOnOneRankKeepsTheValues' 2>&1)"
+  if grep -q "PASSED \].*1 test" <<<"$nccl_probe"; then
+    step_result nccl ok "NCCL cases ran (one rank on cuda:0); configure: $(grep -m1 -o 'NCCL process group: [A-Z]*' "$logs/configure.log")"
+  elif grep -q "SKIPPED \]" <<<"$nccl_probe"; then
+    step_result nccl skipped "$(grep -m1 -o 'this Strata was built without NCCL' <<<"$nccl_probe" || echo "the NCCL cases skipped"); NCCL: $nccl_where"
+  else
+    step_result nccl FAILED "the NCCL cases failed: see DistributedNccl in ctest.log"
+  fi
 fi
 
 # ---- 4. bench ----------------------------------------------------------------------------------

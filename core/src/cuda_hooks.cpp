@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "strata/backend.h"
 #include "strata/error.h"
@@ -118,6 +120,30 @@ CudaMemoryStats cuda_memory_stats(int device) {
 
 void cuda_empty_cache(int device) {
   if (const CudaHooks* table = hooks()) table->empty_cache(device);
+}
+
+bool cuda_nccl_built(std::string* why) {
+  const CudaHooks* table = hooks();
+  if (table == nullptr) {
+    if (why != nullptr) *why = cuda_hooks_table().why;
+    return false;
+  }
+  if (table->nccl_built()) return true;
+  if (why != nullptr) {
+    *why =
+        "this Strata was built without NCCL (nccl.h not found in the CUDA toolkit; install NCCL "
+        "and reconfigure with -DSTRATA_NCCL=ON, or point NCCL_ROOT at it)";
+  }
+  return false;
+}
+
+std::shared_ptr<distributed::ProcessGroup> cuda_new_nccl_group(
+    std::shared_ptr<distributed::ProcessGroup> bootstrap, Device device,
+    const distributed::ProcessGroupOptions& options) {
+  const CudaHooks* table = hooks();
+  STRATA_ASSERT(table != nullptr,
+                "cuda_new_nccl_group without a CUDA backend: ", cuda_hooks_table().why);
+  return table->new_nccl_group(std::move(bootstrap), device, options);
 }
 
 bool cuda_libraries_loaded() {

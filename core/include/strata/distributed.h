@@ -2,7 +2,9 @@
 // ranks of one job and runs the collectives data-parallel training needs — all_reduce,
 // broadcast, all_gather, reduce_scatter, barrier — on an established engine, never a
 // transport of Strata's own. The MPI group (Open MPI, from Debian's libopenmpi-dev) moves CPU
-// tensors; it is built when CMake finds MPI (STRATA_MPI, AUTO by default).
+// tensors; it is built when CMake finds MPI (STRATA_MPI, AUTO by default). The NCCL group moves
+// CUDA tensors GPU to GPU; it is built with the CUDA backend when CMake finds nccl.h and libnccl
+// (STRATA_NCCL, AUTO by default), and takes the ranks of a bootstrap group (normally MPI's).
 // - Every collective returns a Work handle at once; the group's own thread runs the
 //   collectives one after another, in the order they were called, while the caller computes.
 //   Work::wait() blocks until it is done.
@@ -16,6 +18,8 @@
 // Usage (run with `mpirun -np 2 ./train`):
 //   auto group = distributed::new_mpi_group();
 //   group->all_reduce(grad, distributed::ReduceOp::Avg).wait();
+//   // or, one GPU per rank:
+//   auto nccl = distributed::new_nccl_group(group, Device(kCUDA, distributed::local_rank()));
 #pragma once
 
 #include <chrono>
@@ -101,5 +105,27 @@ bool mpi_available();
 // that calls MPI itself meanwhile must initialize MPI with MPI_THREAD_MULTIPLE. Throws
 // strata::Error when built without MPI.
 std::shared_ptr<ProcessGroup> new_mpi_group(ProcessGroupOptions options = {});
+
+// Whether this Strata was built with NCCL (STRATA_NCCL) and a CUDA device is usable.
+bool nccl_available();
+
+// An NCCL group (backend_name() "nccl") on CUDA device `device` with the ranks of `bootstrap`:
+// rank 0 makes the NCCL unique id and broadcasts it over `bootstrap` (every rank must call this
+// together), then each rank joins the communicator on `device` (one device per rank). The
+// bootstrap group also carries each collective's description for the mismatch check (a few
+// bytes per collective); do not run collectives on it from another thread meanwhile.
+// `bootstrap` may be null for a group of one process (rank 0 of 1; no MPI needed).
+// - Collectives take contiguous tensors on `device`: f32, f64, f16, bf16, i32, i64, uint8
+//   (bool for broadcast and all_gather); Avg for floating tensors only.
+// - Ordering: a collective runs after the work already queued on the device when it was called
+//   (the CUDA backend's stream), on a stream of the group's own, so it overlaps later kernels.
+//   wait() returns once it has finished on the device: its result is then usable anywhere.
+// - A collective not done within options.timeout fails wait() and breaks the group: its NCCL
+//   communicator is aborted and later calls fail. Destroying the group lets pending collectives
+//   finish, then destroys the communicator (aborts it when broken).
+// Throws strata::Error when built without CUDA or NCCL, when `device` is not a usable CUDA
+// device, or when the communicator cannot be made.
+std::shared_ptr<ProcessGroup> new_nccl_group(std::shared_ptr<ProcessGroup> bootstrap, Device device,
+                                             ProcessGroupOptions options = {});
 
 }  // namespace strata::distributed

@@ -47,7 +47,7 @@ void Work::wait(std::chrono::milliseconds timeout) const {
     const std::string ranks = s.on_timeout ? s.on_timeout() : std::string();
     const double seconds = static_cast<double>(timeout.count()) / 1000.0;
     STRATA_CHECK(false, s.description, " timed out after ", seconds, " s", ranks,
-                 "; the process group is broken (destroying it ends the job)");
+                 "; the process group is broken (", s.when_broken, ")");
   }
   STRATA_CHECK(s.error.empty(), s.error);
   if (!s.finished) {

@@ -29,6 +29,8 @@ struct Work::State {
   // Called by wait() when the timeout passes first: breaks the group and returns what to say
   // about the ranks (which never arrived).
   std::function<std::string()> on_timeout;
+  // What becomes of the broken group, for the timeout's message.
+  std::string when_broken = "destroying it ends the job";
 
   // Marks the collective done, failed when `failure` is not empty; wakes the waiters.
   void complete(std::string failure = {});

@@ -86,12 +86,17 @@ std::vector<std::vector<std::string>> DistributedDataParallel::bucket_names() co
 
 // ---- construction ------------------------------------------------------------------------
 
+// NOTE: the records travel on the parameters' device, not the CPU: a group may move only
+// device tensors (NCCL's takes CUDA tensors alone); they are read back on the host.
 void DistributedDataParallel::check_same_parameters_everywhere() {
   const int size = group_->size(), rank = group_->rank();
   const auto count = static_cast<int64_t>(params_.size());
-  Tensor counts = zeros({size}, TensorOptions(DType::Int64));
-  group_->all_gather(counts, full({1}, static_cast<double>(count), TensorOptions(DType::Int64)))
-      .wait();
+  const Device host(kCPU);
+  const Device device = params_.empty() ? host : params_.front().device();
+  const TensorOptions on_device = TensorOptions(DType::Int64).device(device);
+  Tensor counts = zeros({size}, on_device);
+  group_->all_gather(counts, full({1}, static_cast<double>(count), on_device)).wait();
+  counts = counts.to(host);
   const int64_t* count_of = counts.data<int64_t>();
   for (int r = 0; r < size; ++r) {
     STRATA_CHECK(count_of[r] == count, "DistributedDataParallel: rank ", rank, " has ", count,
@@ -104,8 +109,9 @@ void DistributedDataParallel::check_same_parameters_everywhere() {
     const std::vector<int64_t> row = record_of(names_[i], params_[i]);
     rows.insert(rows.end(), row.begin(), row.end());
   }
-  Tensor all = zeros({size * count, kRecordSize}, TensorOptions(DType::Int64));
-  group_->all_gather(all, from_vector<int64_t>(rows, {count, kRecordSize})).wait();
+  Tensor all = zeros({size * count, kRecordSize}, on_device);
+  group_->all_gather(all, from_vector<int64_t>(rows, {count, kRecordSize}).to(device)).wait();
+  all = all.to(host);
   const int64_t* table = all.data<int64_t>();
   for (int64_t i = 0; i < count; ++i) {
     const int64_t* mine = table + (rank * count + i) * kRecordSize;
@@ -278,8 +284,8 @@ Tensor SyncBatchNorm::forward(const Tensor& input) {
     per_channel.push_back(1);
   }
   // The whole batch's element count per channel.
-  Tensor count =
-      full({1}, static_cast<double>(input.numel() / num_features), TensorOptions(DType::Float64));
+  Tensor count = full({1}, static_cast<double>(input.numel() / num_features),
+                      TensorOptions(DType::Float64).device(input.device()));
   group_->all_reduce(count).wait();
   const double n = count.item<double>();
   STRATA_CHECK(n > 1,

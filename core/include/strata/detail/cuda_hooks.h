@@ -7,13 +7,20 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "strata/detail/cuda_memory.h"
+#include "strata/device.h"
 
 namespace strata {
 class Backend;
 }
+
+namespace strata::distributed {
+class ProcessGroup;
+struct ProcessGroupOptions;
+}  // namespace strata::distributed
 
 namespace strata::detail {
 
@@ -34,11 +41,20 @@ void cuda_host_free(void* ptr);
 // build, false in a build without CUDA); for tests of the lazy loading.
 bool cuda_libraries_loaded();
 
+// Whether the CUDA backend was built with NCCL; false with `why` set (no CUDA backend, or built
+// without NCCL) otherwise.
+bool cuda_nccl_built(std::string* why);
+
+// The NCCL process group (distributed::new_nccl_group, which has checked the arguments).
+std::shared_ptr<distributed::ProcessGroup> cuda_new_nccl_group(
+    std::shared_ptr<distributed::ProcessGroup> bootstrap, Device device,
+    const distributed::ProcessGroupOptions& options);
+
 // The CUDA backend's entry points, as cuda/plugin.cpp fills them. kAbiVersion changes whenever
 // this struct or the Backend interface (its virtual functions or what they accept) does, so a
 // stale plugin is refused rather than called wrongly.
 struct CudaHooks {
-  static constexpr int kAbiVersion = 3;
+  static constexpr int kAbiVersion = 4;
   int abi_version = kAbiVersion;
   int (*device_count)(std::string* why) = nullptr;
   Backend& (*backend)(int index) = nullptr;
@@ -46,6 +62,10 @@ struct CudaHooks {
   void (*host_free)(void* ptr) = nullptr;
   CudaMemoryStats (*memory_stats)(int device) = nullptr;
   void (*empty_cache)(int device) = nullptr;
+  bool (*nccl_built)() = nullptr;
+  std::shared_ptr<distributed::ProcessGroup> (*new_nccl_group)(
+      std::shared_ptr<distributed::ProcessGroup> bootstrap, Device device,
+      const distributed::ProcessGroupOptions& options) = nullptr;
 };
 
 }  // namespace strata::detail
