@@ -421,6 +421,54 @@ std::vector<ParityCase> parity_cases() {
              },
              test::Tolerance{0.0, 0.0});
   }
+  // ---- rearranging and einsum (composed of the primitives above) ---------------------------
+  for (DType dt : all) {
+    add_case(
+        "flip_" + dtype_tag(dt), randoms({{4, 5, 6}}, dt),
+        [](const Inputs& in, Device) {
+          return flip(in[0], {0, 2});
+        },
+        elementwise_tol(dt));
+    add_case(
+        "roll_" + dtype_tag(dt), randoms({{4, 5, 6}}, dt),
+        [](const Inputs& in, Device) {
+          return roll(in[0], {2, -7}, {1, 2});
+        },
+        elementwise_tol(dt));
+    add_case(
+        "repeat_" + dtype_tag(dt), randoms({{3, 4}}, dt),
+        [](const Inputs& in, Device) {
+          return repeat(in[0], {2, 3, 1});
+        },
+        elementwise_tol(dt));
+    add_case(
+        "tril_" + dtype_tag(dt), randoms({{2, 5, 7}}, dt),
+        [](const Inputs& in, Device) { return tril(in[0], 1); }, elementwise_tol(dt));
+    add_case(
+        "triu_" + dtype_tag(dt), randoms({{2, 5, 7}}, dt),
+        [](const Inputs& in, Device) { return triu(in[0], -1); }, elementwise_tol(dt));
+  }
+  for (DType dt : floats) {
+    add_case(
+        "masked_fill_" + dtype_tag(dt), randoms({{6, 5}, {6, 1}}, dt),
+        [](const Inputs& in, Device) { return masked_fill(in[0], gt(in[1], 0.0), -3.0); },
+        elementwise_tol(dt));
+    add_case(
+        "scatter_add_" + dtype_tag(dt),
+        [x = randoms({{4, 6}, {3, 6}}, dt)] {
+          Inputs in = x();
+          in.push_back(host_index({3, 0, 0, 1, 2, 3, 0, 0, 0, 3, 3, 1, 2, 2, 1, 0, 3, 0}, {3, 6}));
+          return in;
+        },
+        [](const Inputs& in, Device) { return scatter_add(in[0], 0, in[2], in[1]); },
+        atomic_tol(dt));
+    add_case(
+        "einsum_bilinear_" + dtype_tag(dt), randoms({{3, 4}, {2, 4, 5}, {3, 5}}, dt),
+        [](const Inputs& in, Device) { return einsum("bn,anm,bm->ba", in); }, matmul_tol(dt));
+    add_case(
+        "einsum_diagonal_" + dtype_tag(dt), randoms({{3, 6, 6}}, dt),
+        [](const Inputs& in, Device) { return einsum("bii->bi", in); }, elementwise_tol(dt));
+  }
   return cases;
 }
 

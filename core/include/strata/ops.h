@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "strata/tensor.h"
@@ -83,6 +84,34 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 // int64 tensor of shape index.shape + [num_classes]; num_classes < 0 means max(index) + 1.
 Tensor one_hot(const Tensor& index, int64_t num_classes = -1);
+// A copy of x with src added at the positions `index` names along `dim`:
+// out[index[i][j]][j] += src[i][j] for dim 0 (and so on), repeated indices accumulating.
+// index has x's rank and is no larger than src anywhere, nor than x off `dim`.
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// x where mask (bool, broadcast to x's shape) is false, `value` where it is true.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+// ---- rearranging (copies, as PyTorch's) ---------------------------------------------------
+// x reversed along each of `dims`.
+Tensor flip(const Tensor& x, const std::vector<int64_t>& dims);
+// x shifted cyclically by shifts[i] along dims[i] (entries pushed off the end come back at
+// the start); with no dims, the flattened tensor is rolled by the single shift.
+Tensor roll(const Tensor& x, const std::vector<int64_t>& shifts,
+            const std::vector<int64_t>& dims = {});
+// x tiled repeats[d] times along dimension d (torch.Tensor.repeat); more counts than x has
+// dimensions add leading ones.
+Tensor repeat(const Tensor& x, const std::vector<int64_t>& repeats);
+// The lower / upper triangle of the last two dimensions (entries with column - row <= /
+// >= diagonal), the others zero; diagonal 1 starts above the main diagonal.
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+
+// ---- Einstein summation -------------------------------------------------------------------
+// torch.einsum: "ij,jk->ik" (matrix product), "bij,bjk->bik", "ii->i" (a diagonal), "ij->"
+// (a sum), "i,j->ij" (an outer product), "...ij,...jk->...ik" (broadcast batch dimensions).
+// Without "->" the output takes the labels that appear once, in alphabetical order. Labels
+// are letters; each operand names each of its dimensions once, or "..." for several.
+Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands);
 
 // ---- operators ----------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

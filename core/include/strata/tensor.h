@@ -180,6 +180,9 @@ class Tensor {
   Tensor argmax(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
   Tensor argmin(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
   Tensor matmul(const Tensor& other) const;
+  Tensor flip(const std::vector<int64_t>& dims) const;
+  Tensor repeat(const std::vector<int64_t>& repeats) const;
+  Tensor masked_fill(const Tensor& mask, double value) const;
 
   // ---- version (PyTorch's _version) ------------------------------------------------------
   // A counter of the in-place writes to this tensor's storage, shared by every view of it

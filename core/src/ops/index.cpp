@@ -1,5 +1,5 @@
-// Joining and indexing: cat, stack, index_select, gather, one_hot. Index tensors are int64 and
-// range-checked here, before any kernel runs (one small device-to-host read on CUDA).
+// Joining and indexing: cat, stack, index_select, gather, scatter_add, one_hot. Index tensors are
+// int64 and range-checked here, before any kernel runs (one small device-to-host read on CUDA).
 #include <algorithm>
 
 #include "internal.h"
@@ -161,6 +161,54 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
       }
       return Grads{grad.reshape(x_shape)};
     });
+  }
+  return out;
+}
+
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  detail::check_defined(x, "scatter_add");
+  check_index(index, "scatter_add");
+  detail::check_defined(src, "scatter_add", "src");
+  detail::check_same_device(x, index, "scatter_add");
+  detail::check_same_device(x, src, "scatter_add");
+  STRATA_CHECK(src.dtype() == x.dtype(), "scatter_add: src ", detail::describe(src),
+               " must have the input's dtype (", detail::describe(x), ")");
+  STRATA_CHECK(x.dim() >= 1 && index.dim() == x.dim() && src.dim() == x.dim(),
+               "scatter_add: the input ", detail::describe(x), ", index ", detail::describe(index),
+               " and src ", detail::describe(src),
+               " must have the same number of dimensions, at least 1");
+  const int64_t axis = normalize_axis(dim, x.dim(), "scatter_add");
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    STRATA_CHECK(index.size(d) <= src.size(d) && (d == axis || index.size(d) <= x.size(d)),
+                 "scatter_add: index ", detail::describe(index), " is larger than src ",
+                 detail::describe(src), " or (off dimension ", axis, ") than the input ",
+                 detail::describe(x), " at dimension ", d);
+  }
+  check_index_range(index, x.size(axis), "scatter_add", x, axis);
+  // The part of src that index covers, laid out as index.
+  Tensor covered = src.detach();
+  for (int64_t d = 0; d < src.dim(); ++d) covered = covered.narrow(d, 0, index.size(d));
+  const Tensor contiguous_index = index.contiguous();
+  Tensor out = x.detach().contiguous().clone();
+  if (index.numel() > 0) {
+    detail::backend_of(out).scatter_add(out, axis, contiguous_index, covered.contiguous());
+  }
+  if (needs_grad({&x, &src})) {
+    record("scatter_add", {x, src}, out,
+           [axis, contiguous_index, src_shape = src.shape()](const Tensor& g, const Needs& n) {
+             Tensor grad_src;
+             if (n[1]) {
+               // Each src entry went to one place: its gradient is read back from there.
+               NoGradGuard no_grad;
+               grad_src = zeros(src_shape, g.options());
+               Tensor part = grad_src;
+               for (int64_t d = 0; d < grad_src.dim(); ++d) {
+                 part = part.narrow(d, 0, contiguous_index.size(d));
+               }
+               if (part.numel() > 0) part.copy_(gather(g, axis, contiguous_index));
+             }
+             return Grads{n[0] ? g : Tensor(), grad_src};
+           });
   }
   return out;
 }
