@@ -305,7 +305,12 @@ int run(nn::Module& plain_model, const Flags& flags, strata::Device device, cons
 
   // --distributed trains a DistributedDataParallel of the model (which outlives this function:
   // the wrapper holds it without owning it).
-  const std::shared_ptr<distributed::ProcessGroup> group = job_group(flags);
+  std::shared_ptr<distributed::ProcessGroup> group = job_group(flags);
+  // On GPUs the gradients go GPU to GPU through NCCL, set up over the MPI job.
+  if (group != nullptr && device.is_cuda() && distributed::nccl_available()) {
+    group = distributed::new_nccl_group(group, device);
+    std::printf("collectives: NCCL on %s\n", device.str().c_str());
+  }
   std::shared_ptr<nn::DistributedDataParallel> data_parallel;
   if (group != nullptr) {
     data_parallel = std::make_shared<nn::DistributedDataParallel>(
