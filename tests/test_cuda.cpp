@@ -469,6 +469,89 @@ std::vector<ParityCase> parity_cases() {
         "einsum_diagonal_" + dtype_tag(dt), randoms({{3, 6, 6}}, dt),
         [](const Inputs& in, Device) { return einsum("bii->bi", in); }, elementwise_tol(dt));
   }
+
+  // ---- sorting and selection ---------------------------------------------------------------
+  // Every dtype the sort takes; rows of 1 and of 5000 (more than a block), along the last axis
+  // and along others (inner > 1), both directions. Values and indices compare exactly: the sort
+  // moves bits, and it is stable, so ties (integers in [-5, 5) converted to each dtype) must
+  // give the CPU's indices.
+  const std::vector<DType> sortable = {kFloat32, kFloat64, kFloat16, kBFloat16,
+                                       kInt64,   kUInt8,   kBool};
+  const std::vector<std::pair<Shape, int64_t>> sort_shapes = {
+      {{5000}, 0}, {{3, 5000}, 1}, {{5000, 1}, 1}, {{5000, 3}, 0}, {{4, 7, 6}, 1}, {{1}, 0}};
+  const auto values_and_indices = [](const ValuesAndIndices& result) {
+    return stack({result.values.to(kFloat64), result.indices.to(kFloat64)});
+  };
+  for (DType dt : sortable) {
+    for (const auto& [shape, sort_dim] : sort_shapes) {
+      for (bool descending : {false, true}) {
+        const std::string tag = dtype_tag(dt) + "_" + shape_tag(shape) + "_dim" +
+                                std::to_string(sort_dim) + (descending ? "_desc" : "");
+        add_case(
+            "sort_" + tag, randoms({shape}, dt, -5, 5),
+            [=, dim = sort_dim](const Inputs& in, Device) {
+              return values_and_indices(sort(in[0], dim, descending));
+            },
+            test::Tolerance{0.0, 0.0});
+        add_case(
+            "sort_ties_" + tag, randoms({shape}, kInt64, -5, 5),
+            [=, dim = sort_dim](const Inputs& in, Device) {
+              return values_and_indices(sort(in[0].to(dt), dim, descending));
+            },
+            test::Tolerance{0.0, 0.0});
+      }
+    }
+  }
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    add_case(
+        "sort_nan_signed_zero_" + dtype_tag(dt),
+        [dt] {
+          const double nan = std::numeric_limits<double>::quiet_NaN();
+          const double inf = std::numeric_limits<double>::infinity();
+          return Inputs{from_vector<double>({1.5, nan, -0.0, inf, 0.0, -inf, nan, -2.0, 0.0, -0.0,
+                                             3.0, 3.0, nan, 1.0, -1.0, 0.0},
+                                            {2, 8})
+                            .to(dt)};
+        },
+        [values_and_indices](const Inputs& in, Device) {
+          return cat({values_and_indices(sort(in[0])), values_and_indices(sort(in[0], 1, true)),
+                      values_and_indices(sort(in[0], 0))},
+                     1);
+        },
+        test::Tolerance{0.0, 0.0});
+  }
+  for (DType dt : {kFloat32, kFloat64, kInt64}) {
+    add_case(
+        "topk_" + dtype_tag(dt), randoms({{7, 1000}}, dt, -5, 5),
+        [values_and_indices](const Inputs& in, Device) {
+          return cat({values_and_indices(topk(in[0], 5)).reshape({2, -1}),
+                      values_and_indices(topk(in[0], 3, 0, false)).reshape({2, -1})},
+                     1);
+        },
+        test::Tolerance{0.0, 0.0});
+    add_case(
+        "kthvalue_" + dtype_tag(dt), randoms({{6, 5000}}, dt, -5, 5),
+        [values_and_indices](const Inputs& in, Device) {
+          return values_and_indices(kthvalue(in[0], 2500, 1, true));
+        },
+        test::Tolerance{0.0, 0.0});
+    add_case(
+        "argsort_" + dtype_tag(dt), randoms({{5, 9, 4}}, dt, -5, 5),
+        [](const Inputs& in, Device) { return argsort(in[0], 1, true); },
+        test::Tolerance{0.0, 0.0});
+  }
+  for (DType dt : floats) {
+    // The gradient lands where each value came from (scatter_add onto zeros).
+    add_case(
+        "sort_backward_" + dtype_tag(dt), randoms({{6, 500}, {6, 500}}, dt),
+        [](const Inputs& in, Device) {
+          Tensor x = in[0].detach();
+          x.set_requires_grad(true);
+          sum(mul(topk(x, 100, 1).values, in[1].narrow(1, 0, 100))).backward();
+          return x.grad();
+        },
+        test::Tolerance{0.0, 0.0});
+  }
   return cases;
 }
 

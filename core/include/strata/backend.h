@@ -194,6 +194,15 @@ class Backend {
   virtual void reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer,
                       int64_t size, int64_t inner) = 0;
 
+  // ---- sorting ----------------------------------------------------------------------------
+  // Sorts every row of contiguous `in`, read as [outer, size, inner], along its middle axis:
+  // `values` (in's dtype) and `indices` (int64 positions in [0, size)) are contiguous and
+  // shaped as in. Ascending, or descending when asked; NaN sorts above every number (last
+  // ascending, first descending) and -0.0 ties with 0.0. The sort is stable: equal values keep
+  // their order, so every backend gives the same indices. Any dtype; size >= 1.
+  virtual void sort(const Tensor& values, const Tensor& indices, const Tensor& in, int64_t outer,
+                    int64_t size, int64_t inner, bool descending) = 0;
+
   // ---- linear algebra ---------------------------------------------------------------------
   // out[b] = a[b] @ b[b] (+ out[b] if accumulate), float32 or float64. out is contiguous
   // [B, M, N]; a is [B, M, K] and b is [B, K, N], each with any strides (batch stride 0 when

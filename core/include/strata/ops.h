@@ -91,6 +91,31 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
 // x where mask (bool, broadcast to x's shape) is false, `value` where it is true.
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 
+// ---- sorting and selection ----------------------------------------------------------------
+// What sort, topk and kthvalue return (PyTorch's torch.return_types): the values and their
+// int64 positions along the dimension, `auto [values, indices] = sort(x);`.
+struct ValuesAndIndices {
+  Tensor values;
+  Tensor indices;
+};
+// x sorted along `dim`, ascending or descending, and where each value came from. The sort is
+// always stable (PyTorch's stable=True): equal values keep their order, so ties give the same
+// indices on every backend. NaN sorts as the largest value (last ascending, first descending);
+// -0.0 ties with 0.0. Any dtype. The values are differentiable: the gradient goes back to the
+// position each came from.
+ValuesAndIndices sort(const Tensor& x, int64_t dim = -1, bool descending = false);
+// sort(x, dim, descending).indices; not differentiable.
+Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
+// The k largest (or, with largest=false, smallest) entries along `dim` and their indices,
+// largest (smallest) first; of equal values the earlier position comes first, and NaN counts as
+// the largest. The result is always sorted: `sorted` is there for PyTorch's signature. Runs a
+// full sort of the dimension.
+ValuesAndIndices topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true,
+                      bool sorted = true);
+// The k-th smallest entry along `dim` (k counts from 1, as PyTorch) and its index: entry k - 1
+// of the stable ascending sort, so of equal values the earlier position is picked first.
+ValuesAndIndices kthvalue(const Tensor& x, int64_t k, int64_t dim = -1, bool keepdim = false);
+
 // ---- rearranging (copies, as PyTorch's) ---------------------------------------------------
 // x reversed along each of `dims`.
 Tensor flip(const Tensor& x, const std::vector<int64_t>& dims);

@@ -20,6 +20,7 @@ namespace strata {
 
 class Backend;
 class Tensor;
+struct ValuesAndIndices;  // ops.h
 namespace autograd {
 struct Node;
 struct AutogradMeta;
@@ -183,6 +184,10 @@ class Tensor {
   Tensor flip(const std::vector<int64_t>& dims) const;
   Tensor repeat(const std::vector<int64_t>& repeats) const;
   Tensor masked_fill(const Tensor& mask, double value) const;
+  ValuesAndIndices sort(int64_t dim = -1, bool descending = false) const;
+  Tensor argsort(int64_t dim = -1, bool descending = false) const;
+  ValuesAndIndices topk(int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true) const;
+  ValuesAndIndices kthvalue(int64_t k, int64_t dim = -1, bool keepdim = false) const;
 
   // ---- version (PyTorch's _version) ------------------------------------------------------
   // A counter of the in-place writes to this tensor's storage, shared by every view of it

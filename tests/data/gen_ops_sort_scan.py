@@ -1,0 +1,73 @@
+"""Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk and kthvalue in
+float64, with the gradients of sum(out * g) for a random upstream gradient g, and the indices.
+Case <name>: inputs <name>_<k>, upstream <name>_g, output <name>_out, gradients
+<name>_grad_<k>; integer results and arguments as <name>_indices / <name>_index. Every sort is
+stable=True (Strata's sort always is), and the topk / kthvalue inputs have no ties (PyTorch's
+are not stable there). Each section seeds its own generator, so adding one leaves the others'
+values alone. Run once: /usr/bin/python3 gen_ops_sort_scan.py"""
+import os
+
+import torch
+import fixtures
+
+torch.set_default_dtype(torch.float64)
+out = {}
+
+
+def case(name, fn, *inputs, **extra):
+    """fn returns a tensor, or (values, indices): the indices are stored as <name>_indices."""
+    leaves = [x.clone().requires_grad_(True) for x in inputs]
+    y = fn(*leaves)
+    if isinstance(y, tuple):
+        y, indices = y
+        out[f"{name}_indices"] = indices
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    for k, x in enumerate(inputs):
+        out[f"{name}_{'abcdefgh'[k]}"] = x
+        out[f"{name}_grad_{'abcdefgh'[k]}"] = leaves[k].grad
+    out[f"{name}_g"] = g
+    out[f"{name}_out"] = y
+    for key, value in extra.items():
+        out[f"{name}_{key}"] = value
+
+
+def values(name, fn, *inputs):
+    """A case without gradients (integer inputs or outputs): <name>_<k> in, <name>_out out."""
+    y = fn(*inputs)
+    if isinstance(y, tuple):
+        y, indices = y
+        out[f"{name}_indices"] = indices
+    for k, x in enumerate(inputs):
+        out[f"{name}_{'abcdefgh'[k]}"] = x
+    out[f"{name}_out"] = y
+
+
+def pair(result):
+    return result.values, result.indices
+
+
+# ---- sorting and selection ----------------------------------------------------------------
+torch.manual_seed(1)
+x = torch.randn(3, 7)
+case("sort_last", lambda a: pair(torch.sort(a, stable=True)), x)
+case("sort_desc_dim0", lambda a: pair(torch.sort(a, dim=0, descending=True, stable=True)),
+     torch.randn(5, 3, 4))
+case("sort_mid", lambda a: pair(torch.sort(a, dim=1, stable=True)), torch.randn(2, 6, 3))
+nan, inf = float("nan"), float("inf")
+special = torch.tensor([[1.5, nan, -0.0, inf, 0.0, -inf, nan, -2.0],
+                        [0.0, -0.0, 3.0, 3.0, nan, 1.0, -1.0, 0.0]])
+case("sort_special", lambda a: pair(torch.sort(a, stable=True)), special)
+case("sort_special_desc", lambda a: pair(torch.sort(a, descending=True, stable=True)), special)
+ties = torch.randint(-3, 4, (4, 9))
+values("sort_int_ties", lambda a: pair(torch.sort(a, stable=True)), ties)
+values("sort_int_ties_desc",
+       lambda a: pair(torch.sort(a, dim=0, descending=True, stable=True)), ties)
+values("argsort_int", lambda a: torch.sort(a, dim=1, stable=True).indices, ties)
+case("topk_largest", lambda a: pair(torch.topk(a, 3, 1)), torch.randn(4, 6, 3))
+case("topk_smallest", lambda a: pair(torch.topk(a, 2, largest=False)), torch.randn(3, 5))
+case("topk_nan", lambda a: pair(torch.topk(a, 3)), torch.tensor([[0.5, nan, -1.0, 2.0, 1.0]]))
+case("kthvalue_dim1", lambda a: pair(torch.kthvalue(a, 3, 1)), torch.randn(4, 6, 2))
+case("kthvalue_keepdim", lambda a: pair(torch.kthvalue(a, 2, 0, keepdim=True)), torch.randn(5, 3))
+
+fixtures.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_sort_scan.txt"), out)
