@@ -3,6 +3,7 @@
 
 #include "strata/amp/autocast.h"
 #include "strata/autograd.h"
+#include "strata/autograd/function.h"
 #include "strata/backend.h"
 #include "strata/data/dataloader.h"
 #include "strata/data/dataset.h"

@@ -44,18 +44,73 @@ const char* bool_str(bool b) { return b ? "true" : "false"; }
 
 }  // namespace
 
-// ---- Sequential ---------------------------------------------------------------------------
+// ---- containers ---------------------------------------------------------------------------
 
-Module& Sequential::operator[](size_t index) const {
-  STRATA_CHECK(index < size(), "Sequential: index ", index, " out of range for ", size(),
-               " modules");
-  return *named_children()[index].second;
+namespace {
+
+// The child of `module` named `name`, or an error listing the names it has.
+std::shared_ptr<Module> child_named(const Module& module, const std::string& name) {
+  std::string names;
+  for (const auto& [child_name, child] : module.named_children()) {
+    if (child_name == name) return child;
+    names += (names.empty() ? "" : ", ") + child_name;
+  }
+  STRATA_CHECK(false, module.type_name(), ": no module named '", name, "' (it holds ",
+               names.empty() ? "none" : names, ")");
+  return nullptr;
 }
+
+}  // namespace
+
+std::shared_ptr<Module> ModuleList::ptr(size_t index) const {
+  STRATA_CHECK(index < size(), type_name(), ": index ", index, " out of range for ", size(),
+               " modules");
+  return named_children()[index].second;
+}
+
+Sequential::Sequential(std::vector<std::pair<std::string, std::shared_ptr<Module>>> named)
+    : Sequential() {
+  for (auto& [name, module] : named) push_back(name, std::move(module));
+}
+
+void Sequential::push_back(const std::string& name, std::shared_ptr<Module> module) {
+  STRATA_CHECK(module != nullptr, "Sequential: module '", name, "' is null");
+  add_child(name, std::move(module));
+}
+
+Module& Sequential::operator[](const std::string& name) const { return *child_named(*this, name); }
 
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   for (const auto& entry : named_children()) x = (*entry.second)(x);
   return x;
+}
+
+ModuleDict::ModuleDict(std::vector<std::pair<std::string, std::shared_ptr<Module>>> named)
+    : ModuleDict() {
+  for (auto& [name, module] : named) insert(name, std::move(module));
+}
+
+void ModuleDict::insert(const std::string& name, std::shared_ptr<Module> module) {
+  STRATA_CHECK(module != nullptr, "ModuleDict: module '", name, "' is null");
+  add_child(name, std::move(module));
+}
+
+bool ModuleDict::contains(const std::string& name) const {
+  for (const auto& entry : named_children()) {
+    if (entry.first == name) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> ModuleDict::keys() const {
+  std::vector<std::string> names;
+  for (const auto& entry : named_children()) names.push_back(entry.first);
+  return names;
+}
+
+std::shared_ptr<Module> ModuleDict::ptr(const std::string& name) const {
+  return child_named(*this, name);
 }
 
 // ---- linear layers ------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <ostream>
 #include <set>
@@ -50,9 +51,74 @@ Tensor Module::forward(const Tensor& input) {
 }
 
 Tensor Module::operator()(const Tensor& input) {
-  Tensor out = forward(input);
+  if (forward_pre_hooks_.empty() && forward_hooks_.empty()) {
+    Tensor out = forward(input);
+    if (t_summary_rows != nullptr && out.defined()) t_summary_rows->push_back({this, out.shape()});
+    return out;
+  }
+  // Copies: a hook may remove itself (or another) while they run.
+  Tensor x = input;
+  for (const auto& [id, hook] : std::vector(forward_pre_hooks_)) {
+    (void)id;
+    if (std::optional<Tensor> replaced = hook(*this, x)) x = std::move(*replaced);
+  }
+  Tensor out = forward(x);
+  for (const auto& [id, hook] : std::vector(forward_hooks_)) {
+    (void)id;
+    if (std::optional<Tensor> replaced = hook(*this, x, out)) out = std::move(*replaced);
+  }
   if (t_summary_rows != nullptr && out.defined()) t_summary_rows->push_back({this, out.shape()});
   return out;
+}
+
+// ---- walking, freezing, hooks -------------------------------------------------------------
+
+void Module::apply(const std::function<void(Module&)>& fn) {
+  for (auto& entry : children_) entry.second->apply(fn);
+  fn(*this);
+}
+
+void Module::freeze() {
+  for (Tensor& p : parameters()) p.set_requires_grad(false);
+}
+
+void Module::unfreeze() {
+  for (Tensor& p : parameters()) p.set_requires_grad(true);
+}
+
+namespace {
+
+// Hook ids are unique across every module of the process, so removing one from the wrong
+// module is an error, not the removal of another hook.
+int64_t next_hook_id() {
+  static std::atomic<int64_t> last{0};
+  return ++last;
+}
+
+}  // namespace
+
+int64_t Module::register_forward_pre_hook(ForwardPreHook hook) {
+  STRATA_CHECK(static_cast<bool>(hook), type_name_,
+               ": register_forward_pre_hook got an empty hook");
+  const int64_t id = next_hook_id();
+  forward_pre_hooks_.emplace_back(id, std::move(hook));
+  return id;
+}
+
+int64_t Module::register_forward_hook(ForwardHook hook) {
+  STRATA_CHECK(static_cast<bool>(hook), type_name_, ": register_forward_hook got an empty hook");
+  const int64_t id = next_hook_id();
+  forward_hooks_.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void Module::remove_hook(int64_t id) {
+  const auto matches = [id](const auto& entry) { return entry.first == id; };
+  const size_t before = forward_pre_hooks_.size() + forward_hooks_.size();
+  std::erase_if(forward_pre_hooks_, matches);
+  std::erase_if(forward_hooks_, matches);
+  STRATA_CHECK(forward_pre_hooks_.size() + forward_hooks_.size() < before, type_name_,
+               ": remove_hook: no hook ", id, " on this module");
 }
 
 // ---- registration -------------------------------------------------------------------------

@@ -11,8 +11,10 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "strata/nn/functional.h"
 #include "strata/nn/module.h"
@@ -23,15 +25,25 @@ using functional::Size2;
 
 // ---- containers ---------------------------------------------------------------------------
 
-// Runs its modules in order, each one's output the next one's input. Children are named
-// "0", "1", ... as in PyTorch.
-class Sequential : public Module {
+// What a container takes: a module by value (moved in) or a shared pointer to one.
+template <class M>
+concept ModuleArgument = std::is_base_of_v<Module, std::decay_t<M>> ||
+                         std::is_convertible_v<std::decay_t<M>, std::shared_ptr<Module>>;
+
+// Modules held in order, registered as "0", "1", ... (torch.nn.ModuleList): their parameters
+// are found, moved and saved with the owner's, and the owner's forward calls them. It has no
+// forward of its own.
+//   nn::ModuleList blocks;
+//   for (int i = 0; i < 3; ++i) blocks.push_back(nn::Linear(64, 64));
+//   for (const auto& block : blocks) x = (*block)(x);
+class ModuleList : public Module {
  public:
-  Sequential() : Module("Sequential") {}
+  ModuleList() : Module("ModuleList") {}
   // Takes modules by value (moved in) or as shared pointers (shared with the caller).
   template <class... Ms>
-    requires(sizeof...(Ms) > 0 && !(sizeof...(Ms) == 1 && (std::is_same_v<std::decay_t<Ms>, Sequential> && ...)))
-  explicit Sequential(Ms&&... modules) : Module("Sequential") {
+    requires(sizeof...(Ms) > 0 && (ModuleArgument<Ms> && ...) &&
+             !(sizeof...(Ms) == 1 && (std::is_same_v<std::decay_t<Ms>, ModuleList> && ...)))
+  explicit ModuleList(Ms&&... modules) : ModuleList() {
     (push_back(std::forward<Ms>(modules)), ...);
   }
 
@@ -45,8 +57,88 @@ class Sequential : public Module {
   }
 
   size_t size() const { return named_children().size(); }
-  Module& operator[](size_t index) const;
+  bool empty() const { return size() == 0; }
+  Module& operator[](size_t index) const { return *ptr(index); }
+  // The module at `index` as held (shared), or as a T (null when it is not one).
+  std::shared_ptr<Module> ptr(size_t index) const;
+  template <class T>
+  std::shared_ptr<T> ptr(size_t index) const {
+    return std::dynamic_pointer_cast<T>(ptr(index));
+  }
+
+  // The modules in order: `for (const std::shared_ptr<nn::Module>& m : list)`.
+  class Iterator {
+   public:
+    using Entries = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
+    explicit Iterator(Entries::const_iterator at) : at_(at) {}
+    const std::shared_ptr<Module>& operator*() const { return at_->second; }
+    Iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    bool operator==(const Iterator& other) const { return at_ == other.at_; }
+
+   private:
+    Entries::const_iterator at_;
+  };
+  Iterator begin() const { return Iterator(named_children().begin()); }
+  Iterator end() const { return Iterator(named_children().end()); }
+
+ protected:
+  explicit ModuleList(std::string type_name) : Module(std::move(type_name)) {}
+};
+
+// Runs its modules in order, each one's output the next one's input. Children are named
+// "0", "1", ... as in PyTorch, or by the caller (torch's Sequential(OrderedDict(...))):
+//   nn::Sequential net({{"conv", std::make_shared<nn::Conv2d>(1, 6, 5)},
+//                       {"act", std::make_shared<nn::ReLU>()}});
+//   net.named_children()[0].first == "conv"; net["conv"] is the Conv2d.
+class Sequential : public ModuleList {
+ public:
+  Sequential() : ModuleList("Sequential") {}
+  template <class... Ms>
+    requires(sizeof...(Ms) > 0 && (ModuleArgument<Ms> && ...) &&
+             !(sizeof...(Ms) == 1 && (std::is_same_v<std::decay_t<Ms>, Sequential> && ...)))
+  explicit Sequential(Ms&&... modules) : Sequential() {
+    (push_back(std::forward<Ms>(modules)), ...);
+  }
+  // Named children, in order.
+  explicit Sequential(std::vector<std::pair<std::string, std::shared_ptr<Module>>> named);
+
+  using ModuleList::push_back;
+  // Appends a module under its own name.
+  void push_back(const std::string& name, std::shared_ptr<Module> module);
+  using ModuleList::operator[];
+  // The child named `name` (an error listing the names when there is none).
+  Module& operator[](const std::string& name) const;
+
   Tensor forward(const Tensor& input) override;
+};
+
+// Modules by name, in insertion order (torch.nn.ModuleDict): registered under their names, so
+// state_dict keys read "heads.classifier.weight". No forward of its own.
+class ModuleDict : public Module {
+ public:
+  ModuleDict() : Module("ModuleDict") {}
+  explicit ModuleDict(std::vector<std::pair<std::string, std::shared_ptr<Module>>> named);
+
+  // Adds `module` under `name` (an error when the name is taken or contains '.').
+  void insert(const std::string& name, std::shared_ptr<Module> module);
+  template <class M, class = std::enable_if_t<std::is_base_of_v<Module, std::decay_t<M>>>>
+  void insert(const std::string& name, M&& module) {
+    insert(name, std::make_shared<std::decay_t<M>>(std::forward<M>(module)));
+  }
+
+  size_t size() const { return named_children().size(); }
+  bool contains(const std::string& name) const;
+  // The names, in insertion order.
+  std::vector<std::string> keys() const;
+  Module& operator[](const std::string& name) const { return *ptr(name); }
+  std::shared_ptr<Module> ptr(const std::string& name) const;
+  template <class T>
+  std::shared_ptr<T> ptr(const std::string& name) const {
+    return std::dynamic_pointer_cast<T>(ptr(name));
+  }
 };
 
 // ---- linear layers ------------------------------------------------------------------------

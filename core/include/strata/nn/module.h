@@ -14,8 +14,11 @@
 //   };
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +60,42 @@ class Module {
   std::vector<std::pair<std::string, Module*>> named_modules();
   // The number of parameter elements (recursively).
   int64_t parameter_count(bool trainable_only = false) const;
+
+  // ---- walking, casting, freezing ----------------------------------------------------------
+  // Calls fn on every submodule, depth first, and then on this module (torch's Module.apply):
+  //   model.apply([](nn::Module& m) {
+  //     if (auto* linear = m.as<nn::Linear>()) nn::init::zeros_(linear->bias);
+  //   });
+  void apply(const std::function<void(Module&)>& fn);
+  // This module as a T (a layer type), or null when it is not one.
+  template <class T>
+  T* as() {
+    return dynamic_cast<T*>(this);
+  }
+  template <class T>
+  const T* as() const {
+    return dynamic_cast<const T*>(this);
+  }
+  // Stops (freeze) or restarts (unfreeze) gradients for every parameter, recursively: a frozen
+  // parameter gets no .grad(), so optimizers leave it alone (fine-tuning the last layers of a
+  // pretrained network). NOTE: freezing stops training, not a layer's train-mode behaviour: a
+  // frozen BatchNorm in train() still updates its running statistics from each batch; call
+  // eval() on it as well to keep them.
+  void freeze();
+  void unfreeze();
+
+  // ---- hooks -------------------------------------------------------------------------------
+  // Run by operator() around forward, in the order registered. A pre-hook sees the input and
+  // may return a replacement; a hook sees input and output and may return a replacement
+  // output (torch's register_forward_pre_hook / register_forward_hook).
+  using ForwardPreHook = std::function<std::optional<Tensor>(Module& module, const Tensor& input)>;
+  using ForwardHook = std::function<std::optional<Tensor>(Module& module, const Tensor& input,
+                                                          const Tensor& output)>;
+  // Each returns an id for remove_hook.
+  int64_t register_forward_pre_hook(ForwardPreHook hook);
+  int64_t register_forward_hook(ForwardHook hook);
+  // Removes a hook of this module; an unknown id is an error.
+  void remove_hook(int64_t id);
 
   // ---- modes and placement -----------------------------------------------------------------
   // Training mode (the default) vs evaluation mode: dropout and batch norm behave differently.
@@ -114,6 +153,8 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> parameters_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::vector<std::pair<int64_t, ForwardPreHook>> forward_pre_hooks_;
+  std::vector<std::pair<int64_t, ForwardHook>> forward_hooks_;
 };
 
 std::ostream& operator<<(std::ostream& out, const Module& module);
