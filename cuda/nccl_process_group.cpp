@@ -55,51 +55,9 @@ using distributed::ProcessGroupOptions;
 using distributed::ReduceOp;
 using distributed::Work;
 
-enum class Kind : int64_t { AllReduce, Broadcast, AllGather, ReduceScatter, Barrier };
-
-const char* kind_name(Kind kind) {
-  switch (kind) {
-    case Kind::AllReduce:
-      return "all_reduce";
-    case Kind::Broadcast:
-      return "broadcast";
-    case Kind::AllGather:
-      return "all_gather";
-    case Kind::ReduceScatter:
-      return "reduce_scatter";
-    case Kind::Barrier:
-      return "barrier";
-  }
-  return "?";
-}
-
-// What every rank must agree on before a collective launches (as in the MPI group).
-struct Header {
-  int64_t sequence = 0;  // the collective's number on its group, from 1
-  int64_t kind = 0;
-  int64_t dtype = 0;
-  int64_t count = 0;     // elements each rank sends (all_gather: its input's; reduce_scatter:
-                         // its output's)
-  int64_t argument = 0;  // the ReduceOp, or broadcast's root
-
-  bool operator==(const Header&) const = default;
-};
-constexpr int64_t kHeaderWords = static_cast<int64_t>(sizeof(Header) / sizeof(int64_t));
-static_assert(sizeof(Header) == kHeaderWords * sizeof(int64_t), "Header is whole int64 words");
-
-std::string describe_header(const Header& h) {
-  std::ostringstream text;
-  const auto kind = static_cast<Kind>(h.kind);
-  text << kind_name(kind) << " #" << h.sequence;
-  if (kind == Kind::Barrier) return text.str();
-  text << " of " << h.count << " " << dtype_name(static_cast<DType>(h.dtype)) << " elements";
-  if (kind == Kind::Broadcast) {
-    text << " from root " << h.argument;
-  } else if (kind != Kind::AllGather) {
-    text << " (" << distributed::reduce_op_name(static_cast<ReduceOp>(h.argument)) << ")";
-  }
-  return text.str();
-}
+using Kind = distributed::CollectiveKind;
+using Header = distributed::CollectiveHeader;
+using distributed::kHeaderWords;
 
 std::string nccl_status_string(ncclResult_t status) { return ncclGetErrorString(status); }
 
@@ -348,16 +306,10 @@ class NcclProcessGroup final : public ProcessGroup {
                  ": avg needs a floating tensor, got ", detail::describe(t));
   }
 
-  // `whole` [size * n, ...] holds `part` [n, ...] once per rank.
   void check_concatenation(const char* op, const Tensor& whole, const Tensor& part) const {
-    STRATA_CHECK(whole.dtype() == part.dtype(), op, ": input and output must share a dtype, got ",
-                 detail::describe(whole), " and ", detail::describe(part));
-    Shape expected = part.shape();
-    if (expected.empty()) expected.push_back(1);
-    expected[0] *= size_;
-    STRATA_CHECK(whole.shape() == expected, op, ": expected ", shape_str(expected), " (", size_,
-                 " ranks x ", shape_str(part.shape()), "), got ", detail::describe(whole));
+    distributed::check_concatenation(op, whole, part, size_);
   }
+
 
   Work enqueue(Kind kind, const Tensor& send, const Tensor& receive, int64_t count,
                int64_t argument, ReduceOp op, DType dtype) {
@@ -380,7 +332,7 @@ class NcclProcessGroup final : public ProcessGroup {
 
     DeviceGuard guard(device_.index);
     std::unique_lock<std::mutex> lock(mutex_);
-    STRATA_CHECK(!broken_, kind_name(kind), ": the process group (nccl, rank ", rank_, " of ",
+    STRATA_CHECK(!broken_, distributed::collective_name(kind), ": the process group (nccl, rank ", rank_, " of ",
                  size_, ") is broken: ", broken_reason_);
     // The events come before the call is numbered: a CUDA failure here throws and leaves the
     // group as it was.
@@ -388,11 +340,11 @@ class NcclProcessGroup final : public ProcessGroup {
     const cudaError_t recorded = cudaEventRecord(item->ready, backend_stream_);
     if (recorded != cudaSuccess) {
       give_back_events_locked(*item);
-      STRATA_CHECK(false, kind_name(kind), ": cudaEventRecord on the CUDA backend's stream of ",
+      STRATA_CHECK(false, distributed::collective_name(kind), ": cudaEventRecord on the CUDA backend's stream of ",
                    device_.str(), " failed: ", cuda_status_string(recorded));
     }
     item->header.sequence = ++sequence_;
-    state->description = concat(describe_header(item->header), " on rank ", rank_, " of ", size_,
+    state->description = concat(distributed::describe(item->header), " on rank ", rank_, " of ", size_,
                                 " (nccl, ", device_.str(), ")");
     state->on_timeout = [this, weak = std::weak_ptr<Op>(item)] {
       return break_on_timeout(weak.lock());
@@ -445,7 +397,7 @@ class NcclProcessGroup final : public ProcessGroup {
             "the device is stuck)";
       }
     }
-    break_group(concat(item ? describe_header(item->header) : std::string("a collective"),
+    break_group(concat(item ? distributed::describe(item->header) : std::string("a collective"),
                        " timed out", where));
     return where;
   }
@@ -465,7 +417,7 @@ class NcclProcessGroup final : public ProcessGroup {
       if (status != cudaSuccess) {
         *slot = nullptr;
         give_back_events_locked(item);
-        STRATA_CHECK(false, describe_header(item.header), ": cudaEventCreateWithFlags on ",
+        STRATA_CHECK(false, distributed::describe(item.header), ": cudaEventCreateWithFlags on ",
                      device_.str(), " failed: ", cuda_status_string(status));
       }
       all_events_.push_back(*slot);
@@ -652,7 +604,7 @@ class NcclProcessGroup final : public ProcessGroup {
       item->check.wait();
     } catch (const Error& e) {
       break_group(
-          concat(describe_header(item->header),
+          concat(distributed::describe(item->header),
                  ": comparing it across the ranks over the bootstrap group failed: ", e.what()));
       return;  // fail_remaining fails it
     }
@@ -680,18 +632,9 @@ class NcclProcessGroup final : public ProcessGroup {
   std::string compare_headers(const Op& item) const {
     std::vector<Header> headers(static_cast<size_t>(size_));
     std::memcpy(headers.data(), item.all_headers.raw_data(), headers.size() * sizeof(Header));
-    bool same = true;
-    for (const Header& h : headers) same = same && h == item.header;
-    if (same) return {};
-    std::ostringstream text;
-    text << kind_name(static_cast<Kind>(item.header.kind)) << ": the ranks called different "
-         << "collectives (rank " << rank_ << " of " << size_ << ", nccl):";
-    for (int r = 0; r < size_; ++r) {
-      text << (r ? ";" : "") << " rank " << r << " called "
-           << describe_header(headers[static_cast<size_t>(r)]);
-    }
-    return text.str();
+    return distributed::compare_headers(item.header, headers, rank_, "nccl");
   }
+
 
   // NCCL's asynchronous errors (a peer gone, a network failure) break the group at once
   // rather than at the timeout.

@@ -37,49 +37,8 @@ namespace strata::distributed {
 
 namespace {
 
-enum class Kind : int64_t { AllReduce, Broadcast, AllGather, ReduceScatter, Barrier };
-
-const char* kind_name(Kind kind) {
-  switch (kind) {
-    case Kind::AllReduce:
-      return "all_reduce";
-    case Kind::Broadcast:
-      return "broadcast";
-    case Kind::AllGather:
-      return "all_gather";
-    case Kind::ReduceScatter:
-      return "reduce_scatter";
-    case Kind::Barrier:
-      return "barrier";
-  }
-  return "?";
-}
-
-// What every rank must agree on before a collective's data moves.
-struct Header {
-  int64_t sequence = 0;  // the collective's number on its group, from 1
-  int64_t kind = 0;
-  int64_t dtype = 0;
-  int64_t count = 0;     // elements each rank sends (all_gather: its input's; reduce_scatter:
-                         // its output's)
-  int64_t argument = 0;  // the ReduceOp, or broadcast's root
-
-  bool operator==(const Header&) const = default;
-};
-
-std::string describe_header(const Header& h) {
-  std::ostringstream text;
-  const auto kind = static_cast<Kind>(h.kind);
-  text << kind_name(kind) << " #" << h.sequence;
-  if (kind == Kind::Barrier) return text.str();
-  text << " of " << h.count << " " << dtype_name(static_cast<DType>(h.dtype)) << " elements";
-  if (kind == Kind::Broadcast) {
-    text << " from root " << h.argument;
-  } else if (kind != Kind::AllGather) {
-    text << " (" << reduce_op_name(static_cast<ReduceOp>(h.argument)) << ")";
-  }
-  return text.str();
-}
+using Kind = CollectiveKind;
+using Header = CollectiveHeader;
 
 std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -287,17 +246,10 @@ class MpiProcessGroup final : public ProcessGroup {
                  ": avg needs a floating tensor, got ", detail::describe(t));
   }
 
-  // `whole` [size * n, ...] holds `part` [n, ...] once per rank.
   void check_concatenation(const char* op, const Tensor& whole, const Tensor& part) const {
-    STRATA_CHECK(whole.dtype() == part.dtype() && whole.device() == part.device(), op,
-                 ": input and output must share a dtype and device, got ", detail::describe(whole),
-                 " and ", detail::describe(part));
-    Shape expected = part.shape();
-    if (expected.empty()) expected.push_back(1);
-    expected[0] *= size_;
-    STRATA_CHECK(whole.shape() == expected, op, ": expected ", shape_str(expected), " (", size_,
-                 " ranks x ", shape_str(part.shape()), "), got ", detail::describe(whole));
+    distributed::check_concatenation(op, whole, part, size_);
   }
+
 
   // A host copy of a CUDA tensor (the group moves host memory); `t` itself on the CPU.
   static Tensor on_host(const Tensor& t) {
@@ -325,10 +277,10 @@ class MpiProcessGroup final : public ProcessGroup {
     item->state = state;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      STRATA_CHECK(!broken_, kind_name(kind), ": the process group (rank ", rank_, " of ", size_,
+      STRATA_CHECK(!broken_, collective_name(kind), ": the process group (rank ", rank_, " of ", size_,
                    ") is broken: ", broken_reason_);
       item->header.sequence = ++sequence_;
-      state->description = describe_header(item->header) + " on rank " + std::to_string(rank_) +
+      state->description = describe(item->header) + " on rank " + std::to_string(rank_) +
                            " of " + std::to_string(size_);
       state->on_timeout = [this, weak = std::weak_ptr<Op>(item)] {
         return break_on_timeout(weak.lock());
@@ -362,7 +314,7 @@ class MpiProcessGroup final : public ProcessGroup {
     }
     if (!broken_) {
       broken_ = true;
-      broken_reason_ = (item ? describe_header(item->header) : std::string("a collective")) +
+      broken_reason_ = (item ? describe(item->header) : std::string("a collective")) +
                        " timed out" + ranks;
     }
     return ranks;
@@ -465,19 +417,9 @@ class MpiProcessGroup final : public ProcessGroup {
 
   // An error listing what every rank called; empty when all agree.
   std::string compare_headers(const Op& item) const {
-    const Header& mine = item.header;
-    bool same = true;
-    for (const Header& h : item.peer_headers) same = same && h == mine;
-    if (same) return {};
-    std::ostringstream text;
-    text << kind_name(static_cast<Kind>(mine.kind)) << ": the ranks called different "
-         << "collectives (rank " << rank_ << " of " << size_ << "):";
-    for (int r = 0; r < size_; ++r) {
-      text << (r ? ";" : "") << " rank " << r << " called "
-           << describe_header(item.peer_headers[static_cast<size_t>(r)]);
-    }
-    return text.str();
+    return distributed::compare_headers(item.header, item.peer_headers, rank_, "mpi");
   }
+
 
   // The data phase, once every rank has been heard from: a blocking MPI collective on this
   // thread (the caller's wait() keeps its own timeout). NOTE: blocking, not MPI_I* polled with
