@@ -87,7 +87,9 @@ TEST(NnContainers, ApplyVisitsChildrenFirstAndAsCasts) {
   EXPECT_EQ(order, (std::vector<std::string>{"Linear", "Linear", "Linear", "ModuleList",
                                              "Linear", "Linear", "ModuleDict", "Tower"}));
   for (const auto& [name, p] : tower.named_parameters()) {
-    if (name.ends_with("bias")) EXPECT_EQ(sum(abs(p)).item<double>(), 0.0) << name;
+    if (name.ends_with("bias")) {
+      EXPECT_EQ(sum(abs(p)).item<double>(), 0.0) << name;
+    }
   }
   EXPECT_EQ(tower.as<nn::Linear>(), nullptr);
   EXPECT_NE(tower.as<Tower>(), nullptr);

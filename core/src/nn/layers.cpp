@@ -5,6 +5,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "internal.h"
 #include "strata/autograd.h"
 #include "strata/nn/init.h"
 
@@ -442,6 +443,72 @@ Tensor LayerNorm::forward(const Tensor& input) {
 std::string LayerNorm::extra_repr() const {
   return repr(shape_str(normalized_shape), ", eps=", eps,
               ", elementwise_affine=", bool_str(weight.defined()));
+}
+
+GroupNorm::GroupNorm(int64_t num_groups_, int64_t num_channels_, double eps_, bool affine)
+    : Module("GroupNorm"), num_groups(num_groups_), num_channels(num_channels_), eps(eps_) {
+  STRATA_CHECK(num_groups >= 1 && num_channels >= 1 && num_channels % num_groups == 0,
+               "GroupNorm: ", num_channels, " channels cannot be split into ", num_groups,
+               " groups");
+  if (affine) {
+    weight = register_parameter("weight", ones({num_channels}));
+    bias = register_parameter("bias", zeros({num_channels}));
+  }
+}
+
+Tensor GroupNorm::forward(const Tensor& input) {
+  detail::check_defined(input, "GroupNorm");
+  STRATA_CHECK(input.dim() >= 2 && input.size(1) == num_channels, "GroupNorm: expected an ",
+               "input [N, ", num_channels, ", *], got ", detail::describe(input));
+  return F::group_norm(input, num_groups, weight, bias, eps);
+}
+
+std::string GroupNorm::extra_repr() const {
+  return repr(num_groups, ", ", num_channels, ", eps=", eps, ", affine=",
+              bool_str(weight.defined()));
+}
+
+InstanceNorm::InstanceNorm(std::string type, int64_t rank, int64_t num_features_, double eps_,
+                           bool affine)
+    : Module(std::move(type)), num_features(num_features_), eps(eps_), rank_(rank) {
+  STRATA_CHECK(num_features >= 1, type_name(), ": num_features must be positive, got ",
+               num_features);
+  if (affine) {
+    weight = register_parameter("weight", ones({num_features}));
+    bias = register_parameter("bias", zeros({num_features}));
+  }
+}
+
+Tensor InstanceNorm::forward(const Tensor& input) {
+  detail::check_defined(input, type_name().c_str());
+  STRATA_CHECK(input.dim() == rank_ && input.size(1) == num_features, type_name(),
+               ": expected an input of ", rank_, " dimensions with ", num_features,
+               " channels in dimension 1, got ", detail::describe(input));
+  return F::instance_norm(input, weight, bias, eps);
+}
+
+std::string InstanceNorm::extra_repr() const {
+  return repr(num_features, ", eps=", eps, ", affine=", bool_str(weight.defined()));
+}
+
+PixelShuffle::PixelShuffle(int64_t factor) : Module("PixelShuffle"), upscale_factor(factor) {
+  STRATA_CHECK(factor >= 1, "PixelShuffle: the upscale factor must be at least 1, got ", factor);
+}
+Tensor PixelShuffle::forward(const Tensor& input) {
+  return F::pixel_shuffle(input, upscale_factor);
+}
+std::string PixelShuffle::extra_repr() const { return repr("upscale_factor=", upscale_factor); }
+
+PixelUnshuffle::PixelUnshuffle(int64_t factor)
+    : Module("PixelUnshuffle"), downscale_factor(factor) {
+  STRATA_CHECK(factor >= 1, "PixelUnshuffle: the downscale factor must be at least 1, got ",
+               factor);
+}
+Tensor PixelUnshuffle::forward(const Tensor& input) {
+  return F::pixel_unshuffle(input, downscale_factor);
+}
+std::string PixelUnshuffle::extra_repr() const {
+  return repr("downscale_factor=", downscale_factor);
 }
 
 // ---- activations --------------------------------------------------------------------------

@@ -185,4 +185,46 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   return out;
 }
 
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  if (amp::needs_float32({&x, &weight, &bias})) {
+    return group_norm(amp::cast_to_float32(x), num_groups, amp::cast_to_float32(weight),
+                      amp::cast_to_float32(bias), eps);
+  }
+  detail::check_defined(x, "group_norm", "input");
+  STRATA_CHECK(is_floating(x.dtype()) && x.dim() >= 2, "group_norm: expected a floating input ",
+               "[N, C, *], got ", detail::describe(x));
+  const int64_t n = x.size(0), channels = x.size(1);
+  STRATA_CHECK(num_groups >= 1 && channels % num_groups == 0, "group_norm: ", channels,
+               " channels cannot be split into ", num_groups, " groups (input ",
+               detail::describe(x), ")");
+  for (const auto& [t, what] : {std::pair{&weight, "weight"}, std::pair{&bias, "bias"}}) {
+    if (!t->defined()) continue;
+    STRATA_CHECK(t->shape() == Shape{channels} && t->dtype() == x.dtype(), "group_norm: ", what,
+                 " must be [", channels, "] of the input's dtype, got ", detail::describe(*t),
+                 " for input ", detail::describe(x));
+    detail::check_same_device(x, *t, "group_norm");
+  }
+  STRATA_CHECK(eps >= 0.0, "group_norm: eps must be non-negative, got ", eps);
+  STRATA_CHECK(x.numel() > 0, "group_norm: the input ", detail::describe(x), " is empty");
+  // Each example's groups as rows: [N, G, rest].
+  const Tensor grouped = x.reshape({n, num_groups, -1});
+  const Tensor centered = sub(grouped, mean(grouped, {2}, /*keepdim=*/true));
+  const Tensor var = mean(mul(centered, centered), {2}, /*keepdim=*/true);  // biased
+  Tensor out = div(centered, sqrt(add(var, eps))).reshape(x.shape());
+  // weight/bias [C] broadcast over [N, C, *].
+  Shape per_channel = {1, channels};
+  per_channel.resize(static_cast<size_t>(x.dim()), 1);
+  if (weight.defined()) out = mul(out, weight.reshape(per_channel));
+  if (bias.defined()) out = add(out, bias.reshape(per_channel));
+  return out;
+}
+
+Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  detail::check_defined(x, "instance_norm", "input");
+  STRATA_CHECK(x.dim() >= 3, "instance_norm: expected an input [N, C, L] or [N, C, H, W] (or ",
+               "more positions), got ", detail::describe(x));
+  return group_norm(x, x.size(1), weight, bias, eps);
+}
+
 }  // namespace strata::nn::functional

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "strata/generator.h"
 #include "strata/tensor.h"
@@ -104,6 +105,31 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 // Normalizes over the trailing dimensions named by normalized_shape.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
+
+// x [N, C, *] normalized over each of num_groups groups of C / num_groups channels (and every
+// position) per example, with the biased variance; weight/bias [C] or undefined.
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+// x [N, C, *] normalized per example and channel over the positions (group_norm with one
+// group per channel); PyTorch's default, without running statistics.
+Tensor instance_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                     double eps = 1e-5);
+
+// ---- padding and reshaping ------------------------------------------------------------------
+enum class PadMode {
+  Constant,   // `value` outside (negative padding crops)
+  Reflect,    // mirrored without repeating the edge: [a b c] pads to [c b | a b c | b a]
+  Replicate,  // the edge repeated: [a b c] pads to [a a | a b c | c c]
+};
+// torch.nn.functional.pad: `pad` holds (before, after) pairs from the last dimension
+// backwards: {1, 2} pads the last dimension with 1 before and 2 after, {1, 1, 2, 2} also the
+// one before it. Reflect needs each padding smaller than its dimension; reflect and replicate
+// need non-negative paddings and a non-empty dimension.
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pad, PadMode mode = PadMode::Constant,
+           double value = 0.0);
+// [N, C * r^2, H, W] -> [N, C, H * r, W * r] (sub-pixel convolution), and its inverse.
+Tensor pixel_shuffle(const Tensor& x, int64_t upscale_factor);
+Tensor pixel_unshuffle(const Tensor& x, int64_t downscale_factor);
 
 // ---- dropout and embedding ------------------------------------------------------------------
 // Inverted dropout: in training, zeroes each element with probability p and scales the rest

@@ -363,6 +363,65 @@ class LayerNorm : public Module {
   Tensor weight, bias;
 };
 
+// Normalizes [N, C, *] over groups of channels per example (Wu & He, 2018); weight 1 and bias 0
+// of shape [C] when affine. Independent of the batch size, unlike batch norm.
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t num_groups, num_channels;
+  double eps;
+  Tensor weight, bias;  // undefined unless affine
+};
+
+// Normalizes each example's channels over their positions (style transfer's instance norm):
+// InstanceNorm1d takes [N, C, L], InstanceNorm2d [N, C, H, W]. As PyTorch's defaults, no affine
+// parameters unless asked for, and no running statistics (train and eval compute the same).
+class InstanceNorm : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t num_features;
+  double eps;
+  Tensor weight, bias;  // undefined unless affine
+
+ protected:
+  InstanceNorm(std::string type, int64_t rank, int64_t features, double epsilon, bool affine);
+
+ private:
+  int64_t rank_;  // of the input: 3 or 4
+};
+
+class InstanceNorm1d : public InstanceNorm {
+ public:
+  explicit InstanceNorm1d(int64_t features, double epsilon = 1e-5, bool with_affine = false)
+      : InstanceNorm("InstanceNorm1d", 3, features, epsilon, with_affine) {}
+};
+
+class InstanceNorm2d : public InstanceNorm {
+ public:
+  explicit InstanceNorm2d(int64_t features, double epsilon = 1e-5, bool with_affine = false)
+      : InstanceNorm("InstanceNorm2d", 4, features, epsilon, with_affine) {}
+};
+
+// [N, C r^2, H, W] -> [N, C, H r, W r] (F::pixel_shuffle), and back.
+class PixelShuffle : public Module {
+ public:
+  explicit PixelShuffle(int64_t upscale_factor);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t upscale_factor;
+};
+
+class PixelUnshuffle : public Module {
+ public:
+  explicit PixelUnshuffle(int64_t downscale_factor);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  int64_t downscale_factor;
+};
+
 // ---- activations --------------------------------------------------------------------------
 
 class ReLU : public Module {
