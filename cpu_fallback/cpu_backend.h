@@ -1,7 +1,8 @@
 // CpuBackend: the Backend that runs on the host, and the reference the CUDA backend is tested
 // against. Every kernel follows the contract in strata/backend.h; the definitions live one
-// kernel family per file: memory.cpp, elementwise.cpp, reduce.cpp, sort.cpp, matmul.cpp,
-// index.cpp, random.cpp (threads.cpp sets the OpenMP and OpenBLAS thread counts together).
+// kernel family per file: memory.cpp, elementwise.cpp, reduce.cpp, sort.cpp, scan.cpp,
+// matmul.cpp, index.cpp, random.cpp (threads.cpp sets the OpenMP and OpenBLAS thread counts
+// together).
 // Large kernels use OpenMP (parallel.h); small ones run on the calling thread, allocating
 // nothing on the heap.
 #pragma once
@@ -42,6 +43,10 @@ class CpuBackend final : public Backend {
   // sort.cpp
   void sort(const Tensor& values, const Tensor& indices, const Tensor& in, int64_t outer,
             int64_t size, int64_t inner, bool descending) override;
+
+  // scan.cpp
+  void scan(ScanOp op, const Tensor& out, const Tensor& in, int64_t outer, int64_t size,
+            int64_t inner) override;
 
   // matmul.cpp
   void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) override;

@@ -5,8 +5,9 @@
 // the next without synchronizing (see allocator.h). The host waits only where it reads data
 // (copy_to_host), hands over a buffer it may free (copy_from_host), or calls synchronize().
 // The definitions live one kernel family per file, as in cpu_fallback/: memory.cpp,
-// elementwise.cu, reduce.cu, sort.cu, matmul.cpp, index.cu, random.cu (cuda_backend.cpp: the
-// device, the library handles and the hooks of strata/detail/cuda_hooks.h).
+// elementwise.cu, reduce.cu, sort.cu, scan.cu, matmul.cpp, index.cu, random.cu
+// (cuda_backend.cpp: the device, the library handles and the hooks of
+// strata/detail/cuda_hooks.h).
 #pragma once
 
 #include <cublas_v2.h>
@@ -69,6 +70,10 @@ class CudaBackend final : public Backend {
   // sort.cu
   void sort(const Tensor& values, const Tensor& indices, const Tensor& in, int64_t outer,
             int64_t size, int64_t inner, bool descending) override;
+
+  // scan.cu
+  void scan(ScanOp op, const Tensor& out, const Tensor& in, int64_t outer, int64_t size,
+            int64_t inner) override;
 
   // matmul.cpp
   void matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) override;

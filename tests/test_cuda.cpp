@@ -552,6 +552,59 @@ std::vector<ParityCase> parity_cases() {
         },
         test::Tolerance{0.0, 0.0});
   }
+  // ---- running sums and products -----------------------------------------------------------
+  // Contiguous rows below, at and above the block scan's 256 (its chunks and the carry between
+  // them), rows of 1 and 5000, and columns (inner > 1). Both backends keep the running value
+  // in float64 for f32 (float32 for the halves) and differ only in the order of the adds.
+  // NOTE: the halves' running float32 values may round to neighbouring f16 / bf16 values.
+  const auto scan_tol = [&](DType dt) {
+    if (dt == kFloat16) return test::Tolerance{2e-3, 2e-3};
+    if (dt == kBFloat16) return test::Tolerance{1.6e-2, 1.6e-2};
+    return elementwise_tol(dt);
+  };
+  const std::vector<std::pair<Shape, int64_t>> scan_shapes = {
+      {{1}, 0},       {{255}, 0},     {{256}, 0},     {{257}, 0},     {{5000}, 0},
+      {{3, 5000}, 1}, {{5000, 3}, 0}, {{5000, 1}, 1}, {{7, 1000}, 0}, {{4, 300, 5}, 1}};
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kUInt8, kBool}) {
+    for (const auto& [shape, scan_dim] : scan_shapes) {
+      const std::string tag =
+          dtype_tag(dt) + "_" + shape_tag(shape) + "_dim" + std::to_string(scan_dim);
+      // cumsum of integers in [-5, 5); cumprod of factors near 1 (no overflow over 5000), or
+      // of integers in [0, 3) (int64 wraps alike on both).
+      const bool integral = dt == kInt64 || dt == kUInt8 || dt == kBool;
+      add_case(
+          "cumsum_" + tag, randoms({shape}, dt, integral ? -5 : -2, integral ? 5 : 2),
+          [dim = scan_dim](const Inputs& in, Device) { return cumsum(in[0], dim); },
+          integral ? elementwise_tol(kInt64) : scan_tol(dt));
+      add_case(
+          "cumprod_" + tag, randoms({shape}, dt, integral ? 0 : 0.9, integral ? 3 : 1.1),
+          [dim = scan_dim](const Inputs& in, Device) { return cumprod(in[0], dim); },
+          integral ? elementwise_tol(kInt64) : scan_tol(dt));
+    }
+  }
+  for (DType dt : floats) {
+    // Backward: reversed cumsums (flip + scan), and cumprod's zero handling.
+    add_case(
+        "cumprod_backward_with_zeros_" + dtype_tag(dt), randoms({{6, 300}, {6, 300}}, dt),
+        [](const Inputs& in, Device) {
+          Tensor x = in[0].detach().clone();
+          x.narrow(1, 7, 1).zero_();
+          x.narrow(1, 200, 3).zero_();
+          x.set_requires_grad(true);
+          sum(mul(cumprod(mul(x, 0.5), 1), in[1])).backward();
+          return x.grad();
+        },
+        elementwise_tol(dt));
+    add_case(
+        "cumsum_backward_" + dtype_tag(dt), randoms({{5, 7, 300}, {5, 7, 300}}, dt),
+        [](const Inputs& in, Device) {
+          Tensor x = in[0].detach();
+          x.set_requires_grad(true);
+          sum(mul(cumsum(x, 1), in[1])).backward();
+          return x.grad();
+        },
+        elementwise_tol(dt));
+  }
   return cases;
 }
 

@@ -1,6 +1,6 @@
-// sort, argsort, topk and kthvalue: values, indices and gradients against PyTorch
-// (tests/data/gen_ops_sort_scan.py), float64 gradchecks, every dtype the kernels take, rows of
-// 1 and 5000 elements (across the CUDA kernels' block sizes), and the errors.
+// sort, argsort, topk, kthvalue, cumsum and cumprod: values, indices and gradients against
+// PyTorch (tests/data/gen_ops_sort_scan.py), float64 gradchecks, every dtype the kernels take,
+// rows of 1 and 5000 elements (across the CUDA kernels' block sizes), and the errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -171,6 +171,130 @@ TEST(OpsSort, MisuseIsAnErrorNamingTheOp) {
   test::expect_error([&] { (void)topk(x, -1, 0); }, {"topk", "k = -1", "size 2"});
   test::expect_error([&] { (void)kthvalue(x, 0); }, {"kthvalue", "k = 0", "from 1 to 3"});
   test::expect_error([&] { (void)kthvalue(x, 3, 0); }, {"kthvalue", "k = 3", "size 2"});
+}
+
+// ---- running sums and products ----------------------------------------------------------
+
+// Float32 runs the backward's arithmetic in float32 (the forward accumulates in float64).
+test::Tolerance arithmetic_tolerance(DType dtype) {
+  return dtype == kFloat64 ? test::Tolerance{1e-12, 1e-12} : test::Tolerance{1e-5, 1e-5};
+}
+
+TEST(OpsScan, CumsumAndCumprodMatchPyTorch) {
+  const std::vector<std::pair<std::string, std::function<Tensor(const Inputs&)>>> cases = {
+      {"cumsum_last", [](const Inputs& in) { return cumsum(in[0], -1); }},
+      {"cumsum_dim0", [](const Inputs& in) { return in[0].cumsum(0); }},
+      {"cumprod_mid", [](const Inputs& in) { return cumprod(in[0], 1); }},
+      // One zero per row (first, middle and last position), two per row, along dim 0.
+      {"cumprod_one_zero", [](const Inputs& in) { return cumprod(in[0], 1); }},
+      {"cumprod_two_zeros", [](const Inputs& in) { return cumprod(in[0], -1); }},
+      {"cumprod_zero_dim0", [](const Inputs& in) { return in[0].cumprod(0); }},
+  };
+  for (const auto& [name, fn] : cases) {
+    for (DType dtype : {kFloat64, kFloat32}) {
+      test::expect_fixture_case(fixture(), name, {"a"}, {"a"}, fn, dtype,
+                                arithmetic_tolerance(dtype));
+    }
+  }
+}
+
+TEST(OpsScan, IntegersAndBoolGiveInt64) {
+  const Tensor ints = fixture()["cumsum_int_a"];
+  test::expect_tensor(cumsum(ints, 1), kInt64, ints.shape(),
+                      fixture()["cumsum_int_out"].to_vector<double>(), 0.0, 0.0);
+  const Tensor factors = fixture()["cumprod_int_a"];
+  test::expect_tensor(cumprod(factors, 0), kInt64, factors.shape(),
+                      fixture()["cumprod_int_out"].to_vector<double>(), 0.0, 0.0);
+  const Tensor flags = fixture()["cumsum_bool_a"].to(kBool);
+  test::expect_tensor(cumsum(flags, 0), kInt64, flags.shape(),
+                      fixture()["cumsum_bool_out"].to_vector<double>(), 0.0, 0.0);
+  // uint8 does not wrap at 256: it is summed as int64.
+  const Tensor bytes = full({300}, 200.0, kUInt8);
+  const Tensor sums = cumsum(bytes, 0);
+  EXPECT_EQ(sums.dtype(), kInt64);
+  EXPECT_EQ(sums.to_vector<int64_t>().back(), 60000);
+}
+
+// bfloat16 as PyTorch's CPU kernel: the running value in float32, rounded once per output
+// (exactly PyTorch's values). float16 (PyTorch 1.13 has no CPU cumsum for it) likewise: the
+// running float32 value of the float16 inputs, rounded to float16.
+TEST(OpsScan, HalvesAccumulateInFloat32) {
+  const Tensor x = fixture()["cumsum_bf16_a"].to(kBFloat16);
+  const Tensor sums = cumsum(x, 1);
+  EXPECT_EQ(sums.dtype(), kBFloat16);
+  test::expect_close(sums, fixture()["cumsum_bf16_out"], 0.0, 0.0);
+  Generator gen(8);
+  const Tensor h = randn({3, 300}, TensorOptions(kFloat16), &gen);
+  std::vector<double> expected;
+  const std::vector<float> values = h.to_vector<float>();
+  for (int64_t r = 0; r < 3; ++r) {
+    float running = 0.0f;
+    for (int64_t k = 0; k < 300; ++k) {
+      running += values[static_cast<size_t>(r * 300 + k)];
+      expected.push_back(static_cast<double>(static_cast<float>(Half(running))));
+    }
+  }
+  test::expect_tensor(cumsum(h, 1), kFloat16, {3, 300}, expected, 0.0, 0.0);
+}
+
+// Rows of 1 and 5000 elements along the first and the last axis. float32 keeps a float64
+// running value, so each output is the float64 sum rounded once: within half an ulp.
+TEST(OpsScan, LongRowsAccumulateInFloat64) {
+  Generator gen(9);
+  for (const Shape& shape : std::vector<Shape>{{5000, 1}, {3, 5000}, {5000, 3}, {5000}}) {
+    const Tensor x = randn(shape, TensorOptions(kFloat32), &gen);
+    const Tensor factors = add(mul(rand(shape, TensorOptions(kFloat32), &gen), 0.2), 0.9);
+    for (int64_t dim : {int64_t{0}, int64_t{-1}}) {
+      SCOPED_TRACE(shape_str(shape) + " dim " + std::to_string(dim));
+      test::expect_close(cumsum(x, dim), cumsum(x.to(kFloat64), dim), 6e-8, 1e-30);
+      test::expect_close(cumprod(factors, dim), cumprod(factors.to(kFloat64), dim), 6e-8, 1e-30);
+    }
+  }
+}
+
+TEST(OpsScan, ZeroDimAndEmptyInputs) {
+  Tensor scalar = test::f64({2.5}, {}).reshape({});
+  scalar.set_requires_grad(true);
+  const Tensor product = cumprod(scalar, 0);
+  EXPECT_EQ(product.dim(), 0);
+  EXPECT_EQ(product.item<double>(), 2.5);
+  product.backward();
+  EXPECT_EQ(scalar.grad().item<double>(), 1.0);
+  EXPECT_EQ(cumsum(scalar, -1).item<double>(), 2.5);
+  EXPECT_EQ(cumsum(zeros({2, 0}), 1).shape(), (Shape{2, 0}));
+  EXPECT_EQ(cumprod(zeros({0, 3}, kInt64), 0).dtype(), kInt64);
+}
+
+TEST(OpsScan, GradcheckInFloat64) {
+  Generator gen(10);
+  const Tensor x = randn({3, 5}, TensorOptions(kFloat64), &gen);
+  // Zeros: one per row at the start, middle and end; two in a row; two apart; none.
+  const Tensor zero_mask = test::boolean({true, false, false, false, false,  //
+                                          false, false, true, true, false,   //
+                                          false, true, false, false, true},
+                                         {3, 5});
+  const Tensor with_zeros = where(zero_mask, zeros({}, kFloat64), x);
+  const Tensor last_zero =
+      where(test::boolean({false, false, false, false, true}, {5}), zeros({}, kFloat64), x);
+  const std::vector<std::pair<std::string, test::TensorFn>> ops = {
+      {"cumsum_0", [](const Inputs& in) { return cumsum(in[0], 0); }},
+      {"cumsum_1", [](const Inputs& in) { return cumsum(in[0], 1); }},
+      {"cumprod_0", [](const Inputs& in) { return cumprod(in[0], 0); }},
+      {"cumprod_1", [](const Inputs& in) { return cumprod(in[0], 1); }},
+  };
+  for (const auto& [name, fn] : ops) {
+    for (const Tensor& input : {x, with_zeros, last_zero}) {
+      SCOPED_TRACE(name);
+      test::expect_gradcheck(fn, {input.clone().set_requires_grad(true)});
+    }
+  }
+}
+
+TEST(OpsScan, MisuseIsAnErrorNamingTheOp) {
+  const Tensor x = test::f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  test::expect_error([&] { (void)cumsum(x, 2); }, {"cumsum", "dimension 2"});
+  test::expect_error([&] { (void)cumprod(x, -3); }, {"cumprod", "dimension -3"});
+  test::expect_error([&] { (void)cumsum(Tensor(), 0); }, {"cumsum", "undefined"});
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-"""Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk and kthvalue in
-float64, with the gradients of sum(out * g) for a random upstream gradient g, and the indices.
+"""Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk, kthvalue, cumsum and
+cumprod in float64, with the gradients of sum(out * g) for a random upstream gradient g, and
+the indices.
 Case <name>: inputs <name>_<k>, upstream <name>_g, output <name>_out, gradients
 <name>_grad_<k>; integer results and arguments as <name>_indices / <name>_index. Every sort is
 stable=True (Strata's sort always is), and the topk / kthvalue inputs have no ties (PyTorch's
@@ -69,5 +70,24 @@ case("topk_smallest", lambda a: pair(torch.topk(a, 2, largest=False)), torch.ran
 case("topk_nan", lambda a: pair(torch.topk(a, 3)), torch.tensor([[0.5, nan, -1.0, 2.0, 1.0]]))
 case("kthvalue_dim1", lambda a: pair(torch.kthvalue(a, 3, 1)), torch.randn(4, 6, 2))
 case("kthvalue_keepdim", lambda a: pair(torch.kthvalue(a, 2, 0, keepdim=True)), torch.randn(5, 3))
+
+# ---- running sums and products -------------------------------------------------------------
+torch.manual_seed(2)
+case("cumsum_last", lambda a: torch.cumsum(a, -1), torch.randn(3, 7))
+case("cumsum_dim0", lambda a: torch.cumsum(a, 0), torch.randn(4, 3, 5))
+case("cumprod_mid", lambda a: torch.cumprod(a, 1), torch.randn(2, 6, 3))
+one_zero = torch.randn(3, 6)
+one_zero[0, 2] = one_zero[1, 0] = one_zero[2, 5] = 0.0
+case("cumprod_one_zero", lambda a: torch.cumprod(a, 1), one_zero)
+two_zeros = torch.randn(3, 6)
+two_zeros[0, 1] = two_zeros[0, 4] = two_zeros[1, 2] = two_zeros[1, 3] = 0.0
+two_zeros[2, 0] = two_zeros[2, 5] = 0.0
+case("cumprod_two_zeros", lambda a: torch.cumprod(a, 1), two_zeros)
+case("cumprod_zero_dim0", lambda a: torch.cumprod(a, 0), one_zero.t().contiguous())
+values("cumsum_int", lambda a: torch.cumsum(a, 1), torch.randint(-5, 5, (3, 8)))
+values("cumprod_int", lambda a: torch.cumprod(a, 0), torch.randint(-3, 4, (5, 4)))
+values("cumsum_bool", lambda a: torch.cumsum(a, 0), torch.rand(9) > 0.5)
+values("cumsum_bf16", lambda a: torch.cumsum(a, 1),
+       torch.randn(3, 300).to(torch.bfloat16))
 
 fixtures.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_sort_scan.txt"), out)

@@ -35,6 +35,9 @@ inline bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
 
 enum class ReduceOp : uint8_t { Sum, Max, Min, ArgMax, ArgMin };
 
+// Inclusive running sum or product along an axis (Backend::scan).
+enum class ScanOp : uint8_t { Sum, Prod };
+
 // ---- neural-network kernel parameters ---------------------------------------------------
 // A 2-D convolution (a 1-D one is a 2-D one with height 1): x [N, C, H, W], w [K, C/groups,
 // R, S], out [N, K, P, Q] with P = (H + 2*pad_h - dilation_h*(R-1) - 1) / stride_h + 1 and Q
@@ -202,6 +205,15 @@ class Backend {
   // their order, so every backend gives the same indices. Any dtype; size >= 1.
   virtual void sort(const Tensor& values, const Tensor& indices, const Tensor& in, int64_t outer,
                     int64_t size, int64_t inner, bool descending) = 0;
+
+  // ---- scans ------------------------------------------------------------------------------
+  // out = the inclusive running sum (Sum) or product (Prod) of contiguous `in`, read as
+  // [outer, size, inner], along its middle axis; out is contiguous, shaped as in and of its
+  // dtype: float32, float64, float16, bfloat16 or int64 (the op promotes the others). The
+  // running value is float64 for float32 and float64 (PyTorch's CPU kernel), float32 for the
+  // 16-bit floats and wrapping 64-bit for int64, rounded once per output. size >= 1.
+  virtual void scan(ScanOp op, const Tensor& out, const Tensor& in, int64_t outer, int64_t size,
+                    int64_t inner) = 0;
 
   // ---- linear algebra ---------------------------------------------------------------------
   // out[b] = a[b] @ b[b] (+ out[b] if accumulate), float32 or float64. out is contiguous

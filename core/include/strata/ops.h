@@ -116,6 +116,16 @@ ValuesAndIndices topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest
 // of the stable ascending sort, so of equal values the earlier position is picked first.
 ValuesAndIndices kthvalue(const Tensor& x, int64_t k, int64_t dim = -1, bool keepdim = false);
 
+// ---- running sums and products ------------------------------------------------------------
+// The inclusive running sum / product along `dim`: out[..., i, ...] = x[..., 0, ...] + ... +
+// x[..., i, ...]. Integer and bool inputs give int64 (as PyTorch); floats keep their dtype and
+// accumulate wider (float64 for float32, as PyTorch's CPU kernel; float32 for f16 / bf16), each
+// output rounded once. Differentiable; cumprod's gradient is right where x has zeros (the first
+// zero of a row gets the product of the others, later positions zero). Under autocast both run
+// in float32.
+Tensor cumsum(const Tensor& x, int64_t dim);
+Tensor cumprod(const Tensor& x, int64_t dim);
+
 // ---- rearranging (copies, as PyTorch's) ---------------------------------------------------
 // x reversed along each of `dims`.
 Tensor flip(const Tensor& x, const std::vector<int64_t>& dims);

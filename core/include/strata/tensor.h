@@ -188,6 +188,8 @@ class Tensor {
   Tensor argsort(int64_t dim = -1, bool descending = false) const;
   ValuesAndIndices topk(int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true) const;
   ValuesAndIndices kthvalue(int64_t k, int64_t dim = -1, bool keepdim = false) const;
+  Tensor cumsum(int64_t dim) const;
+  Tensor cumprod(int64_t dim) const;
 
   // ---- version (PyTorch's _version) ------------------------------------------------------
   // A counter of the in-place writes to this tensor's storage, shared by every view of it
