@@ -72,11 +72,13 @@ To convert(From value) {
 // The arithmetic both backends share (core/src/scalar_arith.h).
 using scalar::add_values;
 using scalar::div_values;
+using scalar::floor_divide_values;
 using scalar::integer_pow;
 using scalar::max_values;
 using scalar::min_values;
 using scalar::mul_values;
 using scalar::negate;
+using scalar::remainder_values;
 using scalar::sub_values;
 
 template <typename T>
@@ -411,6 +413,10 @@ void binary_typed(BinaryOp op, const Shape& shape, const std::array<Operand, 3>&
     case BinaryOp::Pow: return arithmetic([](T x, T y) { return pow_values(x, y); });
     case BinaryOp::Maximum: return arithmetic([](T x, T y) { return max_values(x, y); });
     case BinaryOp::Minimum: return arithmetic([](T x, T y) { return min_values(x, y); });
+    case BinaryOp::FloorDivide:
+      return arithmetic([](T x, T y) { return floor_divide_values(x, y); });
+    case BinaryOp::Remainder:
+      return arithmetic([](T x, T y) { return remainder_values(x, y); });
     case BinaryOp::Eq: return comparison([](T x, T y) { return x == y; });
     case BinaryOp::Ne: return comparison([](T x, T y) { return x != y; });
     case BinaryOp::Lt: return comparison([](T x, T y) { return x < y; });

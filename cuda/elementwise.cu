@@ -69,11 +69,13 @@ __host__ __device__ To convert(From value) {
 // The arithmetic both backends share (core/src/scalar_arith.h).
 using scalar::add_values;
 using scalar::div_values;
+using scalar::floor_divide_values;
 using scalar::integer_pow;
 using scalar::max_values;
 using scalar::min_values;
 using scalar::mul_values;
 using scalar::negate;
+using scalar::remainder_values;
 using scalar::sub_values;
 
 template <typename T>
@@ -151,6 +153,8 @@ __device__ T arithmetic_apply(BinaryOp op, T x, T y) {
     case BinaryOp::Pow: return pow_values(x, y);
     case BinaryOp::Maximum: return max_values(x, y);
     case BinaryOp::Minimum: return min_values(x, y);
+    case BinaryOp::FloorDivide: return floor_divide_values(x, y);
+    case BinaryOp::Remainder: return remainder_values(x, y);
     default: return T(0);  // comparisons go to compare_apply
   }
 }

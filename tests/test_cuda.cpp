@@ -605,6 +605,66 @@ std::vector<ParityCase> parity_cases() {
         },
         elementwise_tol(dt));
   }
+  // ---- floor division and remainder ----------------------------------------------------------
+  // Divisors without zeros (a zero becomes 1): integer division by zero is refused on the host.
+  const auto nonzero_divisor = [](const Tensor& b) { return where(eq(b, 0.0), ones_like(b), b); };
+  for (DType dt : {kFloat32, kFloat64, kInt64, kUInt8}) {
+    for (const auto& [sa, sb] : std::vector<std::pair<Shape, Shape>>{
+             {{7}, {7}}, {{65537}, {65537}}, {{7, 1000}, {1000}}, {{3, 1, 5}, {4, 1}}}) {
+      const std::string tag = dtype_tag(dt) + "_" + shape_tag(sa) + "_" + shape_tag(sb);
+      add_case(
+          "floor_divide_" + tag, randoms({sa, sb}, dt, -9, 9),
+          [=](const Inputs& in, Device) { return floor_divide(in[0], nonzero_divisor(in[1])); },
+          elementwise_tol(dt));
+      add_case(
+          "remainder_" + tag, randoms({sa, sb}, dt, -9, 9),
+          [=](const Inputs& in, Device) { return remainder(in[0], nonzero_divisor(in[1])); },
+          elementwise_tol(dt));
+    }
+    add_case(
+        "floor_divide_scalar_" + dtype_tag(dt), randoms({{1000}}, dt, -9, 9),
+        [](const Inputs& in, Device) { return floor_divide(in[0], 3.0); }, elementwise_tol(dt));
+    add_case(
+        "remainder_scalar_" + dtype_tag(dt), randoms({{1000}}, dt, -9, 9),
+        [](const Inputs& in, Device) { return remainder(in[0], 4.0); }, elementwise_tol(dt));
+  }
+  for (DType dt : {kFloat32, kFloat64}) {
+    add_case(
+        "remainder_negative_scalar_" + dtype_tag(dt), randoms({{1000}}, dt, -9, 9),
+        [](const Inputs& in, Device) { return remainder(in[0], -2.5); }, elementwise_tol(dt));
+    add_case(
+        "division_special_values_" + dtype_tag(dt),
+        [dt] {
+          const double nan = std::numeric_limits<double>::quiet_NaN();
+          const double inf = std::numeric_limits<double>::infinity();
+          return Inputs{
+              from_vector<double>({5, -5, 5, -5, 0, -0.0, 7.5, inf, -inf, nan, 1, -1, 3}).to(dt),
+              from_vector<double>({3, 3, -3, -3, 2, 2, 0, 2, 2, 2, inf, inf, -inf}).to(dt)};
+        },
+        [](const Inputs& in, Device) {
+          return stack({floor_divide(in[0], in[1]), remainder(in[0], in[1])});
+        },
+        elementwise_tol(dt));
+    add_case(
+        "remainder_backward_" + dtype_tag(dt), randoms({{7, 100}, {100}}, dt, 0.5, 3),
+        [](const Inputs& in, Device) {
+          Tensor a = mul(in[0], 7.0).detach();
+          Tensor b = in[1].detach();
+          a.set_requires_grad(true);
+          b.set_requires_grad(true);
+          sum(remainder(a, b)).backward();
+          return cat({a.grad().reshape({-1}), b.grad()});
+        },
+        elementwise_tol(dt));
+  }
+  for (DType dt : {kFloat16, kBFloat16}) {
+    add_case(
+        "floor_divide_" + dtype_tag(dt), randoms({{7, 1000}, {1000}}, dt, 0.5, 9),
+        [](const Inputs& in, Device) {
+          return stack({floor_divide(in[0], in[1]), remainder(in[0], in[1])});
+        },
+        test::Tolerance{0.0, 0.0});
+  }
   return cases;
 }
 

@@ -1,6 +1,7 @@
-// sort, argsort, topk, kthvalue, cumsum and cumprod: values, indices and gradients against
-// PyTorch (tests/data/gen_ops_sort_scan.py), float64 gradchecks, every dtype the kernels take,
-// rows of 1 and 5000 elements (across the CUDA kernels' block sizes), and the errors.
+// sort, argsort, topk, kthvalue, cumsum, cumprod, floor_divide and remainder: values, indices
+// and gradients against PyTorch (tests/data/gen_ops_sort_scan.py), float64 gradchecks, every
+// dtype the kernels take, rows of 1 and 5000 elements (across the CUDA kernels' block sizes),
+// and the errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -295,6 +296,128 @@ TEST(OpsScan, MisuseIsAnErrorNamingTheOp) {
   test::expect_error([&] { (void)cumsum(x, 2); }, {"cumsum", "dimension 2"});
   test::expect_error([&] { (void)cumprod(x, -3); }, {"cumprod", "dimension -3"});
   test::expect_error([&] { (void)cumsum(Tensor(), 0); }, {"cumsum", "undefined"});
+}
+
+// ---- floor division and remainder ------------------------------------------------------------
+
+TEST(OpsDivision, FloorDivideAndRemainderMatchPyTorch) {
+  for (DType dtype : {kFloat64, kFloat32}) {
+    test::expect_fixture_case(
+        fixture(), "remainder_tt", {"a", "b"}, {"a", "b"},
+        [](const Inputs& in) { return remainder(in[0], in[1]); }, dtype,
+        arithmetic_tolerance(dtype));
+    test::expect_fixture_case(
+        fixture(), "remainder_ts", {"a"}, {"a"},
+        [](const Inputs& in) { return remainder(in[0], -1.5); }, dtype,
+        arithmetic_tolerance(dtype));
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor a = fixture()["floor_divide_tt_a"].to(dtype);
+    const Tensor b = fixture()["floor_divide_tt_b"].to(dtype);
+    // Whole numbers: float32's rounded inputs land on the same ones (no quotient is that close
+    // to an integer).
+    test::expect_tensor(floor_divide(a, b), dtype, {4, 5},
+                        fixture()["floor_divide_tt_out"].to_vector<double>(), 0.0, 0.0);
+    test::expect_tensor(floor_divide(a, 0.75), dtype, {4, 5},
+                        fixture()["floor_divide_ts_out"].to_vector<double>(), 0.0, 0.0);
+  }
+  // Signed zeros, infinities, NaN and a zero divisor, in float64 exactly as PyTorch.
+  const Tensor x = fixture()["floor_divide_special_a"];
+  const Tensor y = fixture()["floor_divide_special_b"];
+  test::expect_close(floor_divide(x, y), fixture()["floor_divide_special_out"], 0.0, 0.0);
+  test::expect_close(remainder(x, y), fixture()["remainder_special_out"], 0.0, 0.0);
+  const std::vector<double> quotients = floor_divide(x, y).to_vector<double>();
+  const std::vector<double> expected = fixture()["floor_divide_special_out"].to_vector<double>();
+  for (size_t i = 0; i < quotients.size(); ++i) {
+    if (std::isnan(expected[i])) continue;  // a NaN's sign means nothing
+    EXPECT_EQ(std::signbit(quotients[i]), std::signbit(expected[i])) << "element " << i;
+  }
+}
+
+TEST(OpsDivision, IntegersStayIntegers) {
+  const Tensor a = fixture()["floor_divide_int_a"], b = fixture()["floor_divide_int_b"];
+  test::expect_tensor(floor_divide(a, b), kInt64, a.shape(),
+                      fixture()["floor_divide_int_out"].to_vector<double>(), 0.0, 0.0);
+  test::expect_tensor(remainder(a, b), kInt64, a.shape(),
+                      fixture()["remainder_int_out"].to_vector<double>(), 0.0, 0.0);
+  test::expect_tensor(floor_divide(a, -3.0), kInt64, a.shape(),
+                      fixture()["floor_divide_int_scalar_out"].to_vector<double>(), 0.0, 0.0);
+  test::expect_tensor(remainder(a, 4.0), kInt64, a.shape(),
+                      fixture()["remainder_int_scalar_out"].to_vector<double>(), 0.0, 0.0);
+  // uint8 stays uint8; a fractional scalar gives float32; bool divides as int64.
+  const Tensor bytes = test::u8({200, 7, 255}, {3});
+  test::expect_tensor(floor_divide(bytes, test::u8({3, 2, 16}, {3})), kUInt8, {3}, {66, 3, 15});
+  test::expect_tensor(remainder(bytes, 16.0), kUInt8, {3}, {8, 7, 15});
+  test::expect_tensor(floor_divide(test::i64({7, -7}, {2}), 2.5), kFloat32, {2}, {2, -3});
+  test::expect_tensor(remainder(test::boolean({true, false}, {2}), test::i64({2, 2}, {2})), kInt64,
+                      {2}, {1, 0});
+  // INT64_MIN // -1 wraps (as every integer overflow here); INT64_MIN % -1 is 0.
+  const int64_t lowest = std::numeric_limits<int64_t>::min();
+  EXPECT_EQ(floor_divide(test::i64({lowest}, {1}), -1.0).item<int64_t>(), lowest);
+  EXPECT_EQ(remainder(test::i64({lowest}, {1}), -1.0).item<int64_t>(), 0);
+}
+
+// The 16-bit floats compute in float32 and round once.
+TEST(OpsDivision, HalvesComputeInFloat32) {
+  Generator gen(11);
+  const Tensor a = mul(randn({50}, TensorOptions(kFloat32), &gen), 8.0);
+  const Tensor b = add(rand({50}, TensorOptions(kFloat32), &gen), 0.5);
+  for (DType dtype : {kFloat16, kBFloat16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor ha = a.to(dtype), hb = b.to(dtype);
+    test::expect_close(floor_divide(ha, hb),
+                       floor_divide(ha.to(kFloat32), hb.to(kFloat32)).to(dtype), 0.0, 0.0);
+    test::expect_close(remainder(ha, hb), remainder(ha.to(kFloat32), hb.to(kFloat32)).to(dtype),
+                       0.0, 0.0);
+  }
+}
+
+TEST(OpsDivision, IntegerDivisionByZeroIsAnError) {
+  const Tensor a = test::i64({5, -5, 7}, {3});
+  test::expect_error(
+      [&] {
+        (void)floor_divide(a, test::i64({1, 0, 2}, {3}));
+      },
+      {"floor_divide", "integer division by zero", "[3] i64"});
+  test::expect_error([&] { (void)remainder(a, test::i64({0}, {1})); },
+                     {"remainder", "integer division by zero"});
+  test::expect_error([&] { (void)floor_divide(a, 0.0); }, {"floor_divide", "division by zero"});
+  test::expect_error([&] { (void)remainder(a.to(kUInt8), 0.0); }, {"remainder", "by zero"});
+  test::expect_error(
+      [&] {
+        (void)remainder(a, test::boolean({true, false, true}, {3}));
+      },
+      {"remainder", "by zero"});
+  // Floats divide by zero as IEEE does: +-inf (or NaN) and NaN.
+  const Tensor f = test::f64({5, -5, 0}, {3});
+  test::expect_values(
+      floor_divide(f, 0.0), {3},
+      {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+       std::numeric_limits<double>::quiet_NaN()});
+  EXPECT_TRUE(std::isnan(remainder(f, 0.0).to_vector<double>()[0]));
+}
+
+TEST(OpsDivision, GradientsOfRemainder) {
+  Generator gen(12);
+  // a = b * (k + f) with f in [0.2, 0.8]: every quotient stays off the integers where the
+  // remainder jumps.
+  const Tensor b = mul(add(rand({3, 4}, TensorOptions(kFloat64), &gen), 1.0),
+                       sign(sub(rand({3, 4}, TensorOptions(kFloat64), &gen), 0.5)));
+  const Tensor k = randint(-3, 4, {3, 4}, kInt64, &gen).to(kFloat64);
+  const Tensor f = add(mul(rand({3, 4}, TensorOptions(kFloat64), &gen), 0.6), 0.2);
+  const Tensor a = mul(b, add(k, f));
+  test::expect_gradcheck([](const Inputs& in) { return remainder(in[0], in[1]); },
+                         {a.clone().set_requires_grad(true), b.clone().set_requires_grad(true)});
+  // A broadcast divisor (its gradient summed over the rows), and a scalar one.
+  Tensor row = b.select(0, 0).clone();
+  test::expect_gradcheck(
+      [](const Inputs& in) { return remainder(in[0], in[1]); },
+      {mul(row, add(k, f)).set_requires_grad(true), row.set_requires_grad(true)});
+  test::expect_gradcheck([](const Inputs& in) { return remainder(in[0], 0.7); },
+                         {mul(add(k, f), 0.7).set_requires_grad(true)});
+  // floor_divide records nothing: its gradient is zero wherever it exists.
+  const Tensor leaf = a.clone().set_requires_grad(true);
+  EXPECT_FALSE(floor_divide(leaf, b).requires_grad());
+  EXPECT_FALSE(floor_divide(leaf, 2.0).requires_grad());
 }
 
 }  // namespace

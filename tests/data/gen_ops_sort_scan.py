@@ -1,5 +1,5 @@
-"""Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk, kthvalue, cumsum and
-cumprod in float64, with the gradients of sum(out * g) for a random upstream gradient g, and
+"""Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk, kthvalue, cumsum,
+cumprod, floor_divide and remainder in float64, with the gradients of sum(out * g) for a random upstream gradient g, and
 the indices.
 Case <name>: inputs <name>_<k>, upstream <name>_g, output <name>_out, gradients
 <name>_grad_<k>; integer results and arguments as <name>_indices / <name>_index. Every sort is
@@ -89,5 +89,25 @@ values("cumprod_int", lambda a: torch.cumprod(a, 0), torch.randint(-3, 4, (5, 4)
 values("cumsum_bool", lambda a: torch.cumsum(a, 0), torch.rand(9) > 0.5)
 values("cumsum_bf16", lambda a: torch.cumsum(a, 1),
        torch.randn(3, 300).to(torch.bfloat16))
+
+# ---- floor division and remainder ------------------------------------------------------------
+torch.manual_seed(3)
+dividend = torch.randn(4, 5) * 4
+divisor = (torch.rand(5) * 2 + 0.5) * torch.where(torch.rand(5) > 0.5, 1.0, -1.0)
+case("remainder_tt", lambda x, y: torch.remainder(x, y), dividend, divisor)
+case("remainder_ts", lambda x: torch.remainder(x, -1.5), dividend)
+values("floor_divide_tt", lambda x, y: torch.floor_divide(x, y), dividend, divisor)
+values("floor_divide_ts", lambda x: torch.floor_divide(x, 0.75), dividend)
+int_dividend = torch.randint(-20, 20, (4, 6))
+int_divisor = torch.randint(1, 8, (4, 6)) * torch.where(torch.rand(4, 6) > 0.5, 1, -1)
+values("floor_divide_int", lambda x, y: torch.floor_divide(x, y), int_dividend, int_divisor)
+values("remainder_int", lambda x, y: torch.remainder(x, y), int_dividend, int_divisor)
+values("floor_divide_int_scalar", lambda x: torch.floor_divide(x, -3), int_dividend)
+values("remainder_int_scalar", lambda x: torch.remainder(x, 4), int_dividend)
+special = torch.tensor([5.0, -5.0, 5.0, -5.0, 0.0, -0.0, 7.5, inf, -inf, nan, 1.0, -1.0, 3.0])
+special_divisor = torch.tensor([3.0, 3.0, -3.0, -3.0, 2.0, 2.0, 0.0, 2.0, 2.0, 2.0, inf, inf,
+                                -inf])
+values("floor_divide_special", lambda x, y: torch.floor_divide(x, y), special, special_divisor)
+values("remainder_special", lambda x, y: torch.remainder(x, y), special, special_divisor)
 
 fixtures.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_sort_scan.txt"), out)

@@ -27,6 +27,8 @@ enum class UnaryOp : uint8_t {
 
 enum class BinaryOp : uint8_t {
   Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  // Python's // and %: the quotient rounds toward -inf, the remainder takes the divisor's sign.
+  FloorDivide, Remainder,
   // Comparisons write bool.
   Eq, Ne, Lt, Le, Gt, Ge,
 };
@@ -180,7 +182,8 @@ class Backend {
   virtual void arange(const Tensor& out, double start, double step) = 0;
   // out = op(in); in has out's dtype.
   virtual void unary(UnaryOp op, const Tensor& out, const Tensor& in) = 0;
-  // out = op(a, b); a and b share one dtype; out has it too, or bool for comparisons.
+  // out = op(a, b); a and b share one dtype; out has it too, or bool for comparisons. Integer
+  // division by zero (Div, FloorDivide, Remainder) gives 0: the ops refuse it before.
   virtual void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) = 0;
   // out = op(a, scalar), or op(scalar, a) when scalar_first; scalar is converted to a's dtype.
   virtual void binary_scalar(BinaryOp op, const Tensor& out, const Tensor& a, double scalar,

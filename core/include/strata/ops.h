@@ -26,6 +26,16 @@ Tensor rsub(const Tensor& a, double b);  // b - a
 Tensor rdiv(const Tensor& a, double b);  // b / a
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
+// Python's a // b and a % b (torch.floor_divide, torch.remainder): the quotient rounds toward
+// -inf and the remainder has the sign of the divisor, for integers and floats alike (integers
+// stay integers). Integer division by zero throws strata::Error (checked on the host, a small
+// read on CUDA); a floating zero divisor gives +-inf / NaN. remainder is differentiable
+// (d/da = 1, d/db = -floor_divide(a, b)); floor_divide is piecewise constant and records
+// nothing (PyTorch 1.13 records a node whose backward throws).
+Tensor floor_divide(const Tensor& a, const Tensor& b);
+Tensor floor_divide(const Tensor& a, double b);
+Tensor remainder(const Tensor& a, const Tensor& b);
+Tensor remainder(const Tensor& a, double b);
 
 Tensor neg(const Tensor& x);
 Tensor abs(const Tensor& x);

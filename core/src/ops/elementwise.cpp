@@ -34,6 +34,10 @@ const char* binary_name(BinaryOp op) {
     case BinaryOp::Pow: return "pow";
     case BinaryOp::Maximum: return "maximum";
     case BinaryOp::Minimum: return "minimum";
+    case BinaryOp::FloorDivide:
+      return "floor_divide";
+    case BinaryOp::Remainder:
+      return "remainder";
     case BinaryOp::Eq: return "eq";
     case BinaryOp::Ne: return "ne";
     case BinaryOp::Lt: return "lt";
@@ -83,6 +87,23 @@ Tensor unary_forward(UnaryOp op, const Tensor& x, const char* name, bool needs_f
   Tensor out = Tensor::empty(x.shape(), TensorOptions(dtype).device(x.device()));
   if (out.numel() > 0) detail::backend_of(out).unary(op, out, detail::convert(x, dtype));
   return out;
+}
+
+// Integer floor division and remainder by zero are errors, as in PyTorch (ZeroDivisionError):
+// checked on the host (a small device-to-host read on CUDA) before the kernel runs.
+void check_integer_divisor(BinaryOp op, const Tensor& a, const Tensor& divisor) {
+  if (is_floating(arithmetic_dtype(op, a.dtype(), divisor.dtype())) || divisor.numel() == 0) {
+    return;
+  }
+  NoGradGuard no_grad;
+  const bool has_zero = max(eq(divisor, 0.0)).item<int64_t>() != 0;
+  STRATA_CHECK(!has_zero, binary_name(op), ": integer division by zero (divisor ",
+               detail::describe(divisor), ", dividend ", detail::describe(a), ")");
+}
+
+void check_integer_divisor(BinaryOp op, const Tensor& a, double divisor) {
+  STRATA_CHECK(is_floating(a.dtype()) || divisor != 0.0, binary_name(op),
+               ": integer division by zero (divisor 0, dividend ", detail::describe(a), ")");
 }
 
 // 0-dim zero of `like`'s dtype and device, for where() in backward functions.
@@ -191,6 +212,31 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// Piecewise constant, so nothing is recorded (as sign): its gradient is zero wherever it exists.
+// NOTE: PyTorch 1.13 records a node whose backward raises "not implemented"; here the result
+// simply does not require grad.
+Tensor floor_divide(const Tensor& a, const Tensor& b) {
+  detail::check_defined(a, "floor_divide", "first operand");
+  detail::check_defined(b, "floor_divide", "second operand");
+  check_integer_divisor(BinaryOp::FloorDivide, a, b);
+  return binary_forward(BinaryOp::FloorDivide, a, b);
+}
+
+Tensor remainder(const Tensor& a, const Tensor& b) {
+  detail::check_defined(a, "remainder", "first operand");
+  detail::check_defined(b, "remainder", "second operand");
+  check_integer_divisor(BinaryOp::Remainder, a, b);
+  Tensor out = binary_forward(BinaryOp::Remainder, a, b);
+  if (needs_grad({&a, &b})) {
+    // a - floor(a / b) * b: d/da = 1, d/db = -floor(a / b) (the floor's own gradient is zero).
+    record("remainder", {a, b}, out, [a, b](const Tensor& g, const Needs& n) {
+      return Grads{n[0] ? sum_to(g, a.shape()) : Tensor(),
+                   n[1] ? sum_to(neg(mul(g, floor_divide(a, b))), b.shape()) : Tensor()};
+    });
+  }
+  return out;
+}
+
 // ---- tensor (op) scalar -------------------------------------------------------------------
 
 Tensor add(const Tensor& a, double b) {
@@ -239,6 +285,22 @@ Tensor rdiv(const Tensor& a, double b) {
     record("rdiv", {a}, out, [a, out = out.detach()](const Tensor& g, const Needs&) {
       return Grads{neg(div(mul(g, out), a))};  // d(b/a)/da = -b/a^2 = -out/a
     });
+  }
+  return out;
+}
+
+Tensor floor_divide(const Tensor& a, double b) {
+  detail::check_defined(a, "floor_divide", "operand");
+  check_integer_divisor(BinaryOp::FloorDivide, a, b);
+  return scalar_forward(BinaryOp::FloorDivide, a, b, false);
+}
+
+Tensor remainder(const Tensor& a, double b) {
+  detail::check_defined(a, "remainder", "operand");
+  check_integer_divisor(BinaryOp::Remainder, a, b);
+  Tensor out = scalar_forward(BinaryOp::Remainder, a, b, false);
+  if (needs_grad({&a})) {
+    record("remainder", {a}, out, [](const Tensor& g, const Needs&) { return Grads{g}; });
   }
   return out;
 }
