@@ -59,6 +59,7 @@ class CpuBackend final : public Backend {
   void gather(const Tensor& out, const Tensor& in, int64_t dim, const Tensor& index) override;
   void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                    const Tensor& src) override;
+  void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
 
   // conv.cpp
   void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,

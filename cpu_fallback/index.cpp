@@ -1,9 +1,10 @@
-// Indexing kernels of the CPU backend: index_select, index_add, gather, scatter_add.
+// Indexing kernels of the CPU backend: index_select, index_add, gather, scatter_add, scatter.
 // Every tensor is contiguous and every index is int64 and already range-checked by the op.
 // index_select / index_add view their data as [outer, dim_size, inner] and move whole inner
-// runs; gather / scatter_add walk the index tensor in row-major order, keeping the offset of
-// the addressed element apart from the indexed dim. Adds go through one thread wherever two
-// elements could hit the same destination.
+// runs; gather / scatter_add / scatter walk the index tensor in row-major order, keeping the
+// offset of the addressed element apart from the indexed dim. Adds and scatter's writes go
+// through one thread wherever two elements could hit the same destination, so scatter keeps
+// the last of repeated indices.
 #include <omp.h>
 
 #include <cstdint>
@@ -135,6 +136,16 @@ void scatter_add_typed(const Tensor& out, int64_t dim, const Tensor& index, cons
   });
 }
 
+template <typename T>
+void scatter_typed(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
+  const int64_t* idx = static_cast<const int64_t*>(index.raw_data());
+  const T* s = static_cast<const T*>(src.raw_data());
+  T* o = static_cast<T*>(out.raw_data());
+  const int64_t dim_stride = stride_along(out, dim);
+  for_each_position(index.shape(), out.strides(), dim,
+                    [&](int64_t i, int64_t base) { o[base + idx[i] * dim_stride] = s[i]; });
+}
+
 }  // namespace
 
 void CpuBackend::index_select(const Tensor& out, const Tensor& in, int64_t dim,
@@ -168,6 +179,11 @@ void CpuBackend::scatter_add(const Tensor& out, int64_t dim, const Tensor& index
   }
   STRATA_DISPATCH_NUMERIC(out.dtype(), "scatter_add",
                           [&] { scatter_add_typed<scalar_t>(out, dim, index, src); });
+}
+
+void CpuBackend::scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
+  STRATA_DISPATCH_ALL_AND_HALF(out.dtype(), "scatter",
+                               [&] { scatter_typed<scalar_t>(out, dim, index, src); });
 }
 
 }  // namespace strata::cpu

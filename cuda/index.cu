@@ -1,5 +1,6 @@
-// Indexing kernels of the CUDA backend: index_select, index_add, gather, scatter_add. Every
-// tensor is contiguous and every index already range-checked (backend.h).
+// Indexing kernels of the CUDA backend: index_select, index_add, gather, scatter_add, scatter.
+// Every tensor is contiguous and every index already range-checked (backend.h). scatter's
+// plain stores race where indices repeat: one of the values lands, which one is not defined.
 // index_select / index_add see their tensors as [outer, dim size, inner]; gather / scatter_add
 // walk the index's shape and address the other tensor (whose sizes off `dim` may be larger)
 // through its own contiguous strides. The adds use atomics, so with repeated indices the
@@ -142,6 +143,16 @@ __global__ void scatter_add_kernel(T* out, const T* src, const int64_t* index, i
   const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < n; q += step) {
     atomic_add(&out[geometry.target_offset(q, index[q])], src[q]);
+  }
+}
+
+// out[coordinates of q with index[q] along dim] = src[q]; src and index share a shape.
+template <typename E>
+__global__ void scatter_kernel(E* out, const E* src, const int64_t* index, int64_t n,
+                               IndexGeometry geometry) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < n; q += step) {
+    out[geometry.target_offset(q, index[q])] = src[q];
   }
 }
 
@@ -300,6 +311,21 @@ void CudaBackend::scatter_add(const Tensor& out, int64_t dim, const Tensor& inde
     using T = decltype(zero);
     scatter_add_kernel<T><<<grid_size(n, max_blocks_), kBlockSize, 0, stream_>>>(
         static_cast<T*>(out.raw_data()), static_cast<const T*>(src.raw_data()),
+        static_cast<const int64_t*>(index.raw_data()), n, geometry);
+    CUDA_KERNEL_CHECK();
+  });
+}
+
+void CudaBackend::scatter(const Tensor& out, int64_t dim, const Tensor& index,
+                          const Tensor& src) {
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  DeviceGuard guard(device_index_);
+  const IndexGeometry geometry = make_index_geometry(index.shape(), out.shape(), dim);
+  dispatch_element_size(out.element_size(), "scatter", [&](auto bits) {
+    using E = decltype(bits);
+    scatter_kernel<E><<<grid_size(n, max_blocks_), kBlockSize, 0, stream_>>>(
+        static_cast<E*>(out.raw_data()), static_cast<const E*>(src.raw_data()),
         static_cast<const int64_t*>(index.raw_data()), n, geometry);
     CUDA_KERNEL_CHECK();
   });

@@ -665,6 +665,43 @@ std::vector<ParityCase> parity_cases() {
         },
         test::Tolerance{0.0, 0.0});
   }
+  // ---- scatter -------------------------------------------------------------------------------
+  // No destination repeats (CUDA keeps any one of repeated ones); every dtype moves its bits.
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kUInt8, kBool}) {
+    add_case(
+        "scatter_dim0_" + dtype_tag(dt), randoms({{4, 6}, {3, 6}}, dt),
+        [](const Inputs& in, Device d) {
+          const Tensor index =
+              from_vector<int64_t>({3, 0, 1, 1, 2, 3, 0, 2, 0, 3, 3, 1, 2, 1, 2, 0, 0, 0}, {3, 6})
+                  .to(d);
+          return scatter(in[0], 0, index, in[1]);
+        },
+        test::Tolerance{0.0, 0.0});
+    add_case(
+        "scatter_value_dim1_" + dtype_tag(dt), randoms({{1000, 7}}, dt),
+        [](const Inputs& in, Device d) {
+          // Row r writes columns (r % 7) and ((r + 3) % 7).
+          const Tensor rows = arange(1000, TensorOptions(kInt64).device(d)).reshape({1000, 1});
+          const Tensor index = remainder(cat({rows, add(rows, 3.0)}, 1), 7.0);
+          return scatter(in[0], 1, index, 1.0);
+        },
+        test::Tolerance{0.0, 0.0});
+  }
+  for (DType dt : floats) {
+    add_case(
+        "scatter_backward_" + dtype_tag(dt), randoms({{4, 6}, {3, 7}, {4, 6}}, dt),
+        [](const Inputs& in, Device d) {
+          Tensor x = in[0].detach(), src = in[1].detach();
+          x.set_requires_grad(true);
+          src.set_requires_grad(true);
+          const Tensor index =
+              from_vector<int64_t>({3, 0, 1, 1, 2, 3, 0, 2, 0, 3, 3, 1, 2, 1, 2, 0, 0, 0}, {3, 6})
+                  .to(d);
+          sum(mul(scatter(x, 0, index, src), in[2])).backward();
+          return cat({x.grad().reshape({-1}), src.grad().reshape({-1})});
+        },
+        test::Tolerance{0.0, 0.0});
+  }
   return cases;
 }
 

@@ -257,6 +257,8 @@ std::vector<Op> binary_ops() {
       BINARY("gather", gather(a[0], 1, a[1])),
       BINARY("gather", gather(a[0], 0, a[1])),
       BINARY("scatter_add", scatter_add(a[0], 0, a[1], a[0])),
+      BINARY("scatter", scatter(a[0], 0, a[1], a[0])),
+      BINARY("scatter", scatter(a[0], 1, a[1], 2.0)),
       BINARY("masked_fill", masked_fill(a[0], a[1], 1.0)),
       BINARY("einsum", einsum("ij,jk->ik", {a[0], a[1]})),
       BINARY("einsum", einsum("i,i", {a[0], a[1]})),

@@ -420,5 +420,84 @@ TEST(OpsDivision, GradientsOfRemainder) {
   EXPECT_FALSE(floor_divide(leaf, 2.0).requires_grad());
 }
 
+// ---- scatter ---------------------------------------------------------------------------------
+
+TEST(OpsScatter, MatchesPyTorch) {
+  for (DType dtype : {kFloat64, kFloat32}) {
+    for (const auto& [name, dim] :
+         std::vector<std::pair<std::string, int64_t>>{{"scatter_0", 0}, {"scatter_1", 1}}) {
+      const Tensor index = fixture()[name + "_index"];
+      test::expect_fixture_case(
+          fixture(), name, {"a", "b"}, {"a", "b"},
+          [&, dim = dim](const Inputs& in) { return scatter(in[0], dim, index, in[1]); }, dtype,
+          tolerance(dtype));
+    }
+    const Tensor index = fixture()["scatter_value_index"];
+    test::expect_fixture_case(
+        fixture(), "scatter_value", {"a"}, {"a"},
+        [&](const Inputs& in) { return scatter(in[0], 1, index, 2.5); }, dtype, tolerance(dtype));
+  }
+}
+
+// Repeated destinations: the CPU keeps the value last in index's row-major order.
+TEST(OpsScatter, RepeatedIndicesKeepTheLastValueOnTheCpu) {
+  const Tensor x = zeros({2, 3}, kInt64);
+  const Tensor index = test::i64({0, 0, 2, 0, 2, 2}, {2, 3});
+  const Tensor src = test::i64({1, 2, 3, 4, 5, 6}, {2, 3});
+  test::expect_tensor(scatter(x, 1, index, src), kInt64, {2, 3}, {2, 0, 3, 4, 0, 6});
+  test::expect_tensor(scatter(x, 0, test::i64({1, 0, 1, 1, 0, 1}, {2, 3}), src), kInt64, {2, 3},
+                      {0, 5, 0, 4, 0, 6});
+}
+
+TEST(OpsScatter, EveryDtypeAndTheInputIsLeftAlone) {
+  const Tensor index = test::i64({2, 0}, {2});
+  for (DType dtype : {kFloat16, kBFloat16, kUInt8, kBool, kInt64, kFloat32}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor x = zeros({3}, dtype);
+    test::expect_tensor(scatter(x, 0, index, test::f64({1, 1}, {2}).to(dtype)), dtype, {3},
+                        {1, 0, 1});
+    test::expect_tensor(scatter(x, -1, index, 1.0), dtype, {3}, {1, 0, 1});
+    test::expect_tensor(x, dtype, {3}, {0, 0, 0});
+  }
+}
+
+TEST(OpsScatter, GradcheckInFloat64) {
+  Generator gen(13);
+  const auto input = [&](const Shape& shape) {
+    return randn(shape, TensorOptions(kFloat64), &gen).set_requires_grad(true);
+  };
+  const Tensor index = test::i64({2, 0, 1, 3, 1, 2, 0, 0}, {2, 4});
+  test::expect_gradcheck([&](const Inputs& in) { return scatter(in[0], 0, index, in[1]); },
+                         {input({4, 4}), input({3, 5})});
+  // No destination repeats: src's gradient would be gathered where another value won.
+  const Tensor rows = test::i64({2, 0, 1, 3, 1, 2, 0, 3}, {2, 4});
+  test::expect_gradcheck([&](const Inputs& in) { return scatter(in[0], 1, rows, in[1]); },
+                         {input({2, 4}), input({2, 4})});
+  test::expect_gradcheck([&](const Inputs& in) { return scatter(in[0], 0, index, -1.0); },
+                         {input({4, 4})});
+}
+
+TEST(OpsScatter, MisuseIsAnErrorNamingTheOp) {
+  const Tensor x = test::f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  const Tensor index = test::i64({0, 2}, {1, 2});
+  test::expect_error([&] { (void)scatter(x, 0, index, x); },
+                     {"scatter", "index 2 is out of range", "size 2"});
+  test::expect_error([&] { (void)scatter(x, 1, index, x.to(kFloat32)); }, {"scatter", "dtype"});
+  test::expect_error([&] { (void)scatter(x, 1, index.to(kFloat32), x); }, {"scatter", "int64"});
+  test::expect_error([&] { (void)scatter(x, 1, test::i64({0}, {1}), 1.0); },
+                     {"scatter", "same number of dimensions"});
+  test::expect_error(
+      [&] {
+        (void)scatter(x, 1, test::i64({0, 0, 0}, {3, 1}), 1.0);
+      },
+      {"scatter", "larger than", "dimension 0"});
+  test::expect_error(
+      [&] {
+        (void)scatter(x, 0, test::i64({0, 0, 0, 0}, {1, 4}), x);
+      },
+      {"scatter", "larger than src"});
+  test::expect_error([&] { (void)scatter(x, 2, index, 0.0); }, {"scatter", "dimension 2"});
+}
+
 }  // namespace
 }  // namespace strata

@@ -1,6 +1,6 @@
 """Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk, kthvalue, cumsum,
-cumprod, floor_divide and remainder in float64, with the gradients of sum(out * g) for a random upstream gradient g, and
-the indices.
+cumprod, floor_divide, remainder and scatter in float64, with the gradients of sum(out * g) for
+a random upstream gradient g, and the indices.
 Case <name>: inputs <name>_<k>, upstream <name>_g, output <name>_out, gradients
 <name>_grad_<k>; integer results and arguments as <name>_indices / <name>_index. Every sort is
 stable=True (Strata's sort always is), and the topk / kthvalue inputs have no ties (PyTorch's
@@ -109,5 +109,15 @@ special_divisor = torch.tensor([3.0, 3.0, -3.0, -3.0, 2.0, 2.0, 0.0, 2.0, 2.0, 2
                                 -inf])
 values("floor_divide_special", lambda x, y: torch.floor_divide(x, y), special, special_divisor)
 values("remainder_special", lambda x, y: torch.remainder(x, y), special, special_divisor)
+
+# ---- scatter (no index repeats a destination: PyTorch leaves those unspecified) ---------------
+torch.manual_seed(4)
+index0 = torch.tensor([[0, 1, 2, 0], [2, 0, 1, 1]])
+case("scatter_0", lambda a, s: a.scatter(0, index0, s), torch.randn(3, 5), torch.randn(2, 4),
+     index=index0)
+index1 = torch.tensor([[4, 0, 2], [1, 3, 0], [0, 2, 4]])
+case("scatter_1", lambda a, s: a.scatter(1, index1, s), torch.randn(3, 5), torch.randn(3, 3),
+     index=index1)
+case("scatter_value", lambda a: a.scatter(1, index1, 2.5), torch.randn(3, 5), index=index1)
 
 fixtures.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_sort_scan.txt"), out)

@@ -237,6 +237,10 @@ class Backend {
   // out[..index[..i..] along dim..] += src[..i..]; index and src share a shape.
   virtual void scatter_add(const Tensor& out, int64_t dim, const Tensor& index,
                            const Tensor& src) = 0;
+  // out[..index[..i..] along dim..] = src[..i..]; index and src share a shape; any dtype.
+  // Where indices repeat, the CPU backend keeps the value that comes last in index's row-major
+  // order; the CUDA backend keeps any one of them.
+  virtual void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
 
   // ---- neural-network kernels (float32/float64; every tensor contiguous) -------------------
   // out = conv(x, w) (+ bias[k] on channel k when bias is defined). Shapes: see Conv2dParams.

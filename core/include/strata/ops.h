@@ -98,6 +98,13 @@ Tensor one_hot(const Tensor& index, int64_t num_classes = -1);
 // out[index[i][j]][j] += src[i][j] for dim 0 (and so on), repeated indices accumulating.
 // index has x's rank and is no larger than src anywhere, nor than x off `dim`.
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// A copy of x with src written at the positions `index` names along `dim`:
+// out[index[i][j]][j] = src[i][j] for dim 0 (and so on); the value overload writes `value`
+// there. Where indices repeat (PyTorch leaves the result unspecified) the CPU keeps the value
+// last in index's row-major order; CUDA keeps any one of them. Shapes as scatter_add's.
+// Differentiable: x's gradient is zero at the written positions, src's is gathered from them.
+Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, double value);
 // x where mask (bool, broadcast to x's shape) is false, `value` where it is true.
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 

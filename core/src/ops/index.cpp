@@ -1,6 +1,8 @@
-// Joining and indexing: cat, stack, index_select, gather, scatter_add, one_hot. Index tensors are
-// int64 and range-checked here, before any kernel runs (one small device-to-host read on CUDA).
+// Joining and indexing: cat, stack, index_select, gather, scatter_add, scatter, one_hot. Index
+// tensors are int64 and range-checked here, before any kernel runs (one small device-to-host
+// read on CUDA).
 #include <algorithm>
+#include <string>
 
 #include "internal.h"
 
@@ -28,6 +30,57 @@ void check_index_range(const Tensor& index, int64_t size, const char* op, const 
   STRATA_CHECK(lo >= 0 && hi < size, op, ": index ", lo < 0 ? lo : hi,
                " is out of range for dimension ", dim, " of size ", size, " in ",
                detail::describe(x));
+}
+
+// The checks scatter_add and scatter share: index has x's rank (at least 1), is no larger than
+// x off `dim` nor than src (when given) anywhere, and holds positions within x along `dim`.
+// Returns the normalized dim.
+int64_t check_scatter(const char* op, const Tensor& x, int64_t dim, const Tensor& index,
+                      const Tensor* src) {
+  detail::check_defined(x, op);
+  check_index(index, op);
+  detail::check_same_device(x, index, op);
+  if (src != nullptr) {
+    detail::check_defined(*src, op, "src");
+    detail::check_same_device(x, *src, op);
+    STRATA_CHECK(src->dtype() == x.dtype(), op, ": src ", detail::describe(*src),
+                 " must have the input's dtype (", detail::describe(x), ")");
+  }
+  const Tensor& like = src != nullptr ? *src : x;
+  STRATA_CHECK(x.dim() >= 1 && index.dim() == x.dim() && like.dim() == x.dim(), op, ": the input ",
+               detail::describe(x), ", index ", detail::describe(index),
+               src != nullptr ? " and src " + detail::describe(*src) : std::string(),
+               " must have the same number of dimensions, at least 1");
+  const int64_t axis = normalize_axis(dim, x.dim(), op);
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    STRATA_CHECK(index.size(d) <= like.size(d) && (d == axis || index.size(d) <= x.size(d)), op,
+                 ": index ", detail::describe(index), " is larger than ",
+                 src != nullptr ? "src " + detail::describe(*src) + " or (off dimension " +
+                                      std::to_string(axis) + ") than "
+                                : std::string("(off dimension ") + std::to_string(axis) + ") ",
+                 "the input ", detail::describe(x), " at dimension ", d);
+  }
+  check_index_range(index, x.size(axis), op, x, axis);
+  return axis;
+}
+
+// The part of src that index covers (its leading index.size(d) entries on every d), contiguous.
+Tensor covered_part(const Tensor& src, const Tensor& index) {
+  Tensor covered = src.detach();
+  for (int64_t d = 0; d < src.dim(); ++d) covered = covered.narrow(d, 0, index.size(d));
+  return covered.contiguous();
+}
+
+// The gradient of src for scatter and scatter_add: each covered entry went to one place, so
+// its gradient is read back from there; entries index does not reach get zero.
+Tensor scattered_src_grad(const Tensor& g, int64_t axis, const Tensor& index,
+                          const Shape& src_shape) {
+  NoGradGuard no_grad;
+  Tensor grad_src = zeros(src_shape, g.options());
+  Tensor part = grad_src;
+  for (int64_t d = 0; d < grad_src.dim(); ++d) part = part.narrow(d, 0, index.size(d));
+  if (part.numel() > 0) part.copy_(gather(g, axis, index));
+  return grad_src;
 }
 
 }  // namespace
@@ -166,49 +219,65 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
-  detail::check_defined(x, "scatter_add");
-  check_index(index, "scatter_add");
-  detail::check_defined(src, "scatter_add", "src");
-  detail::check_same_device(x, index, "scatter_add");
-  detail::check_same_device(x, src, "scatter_add");
-  STRATA_CHECK(src.dtype() == x.dtype(), "scatter_add: src ", detail::describe(src),
-               " must have the input's dtype (", detail::describe(x), ")");
-  STRATA_CHECK(x.dim() >= 1 && index.dim() == x.dim() && src.dim() == x.dim(),
-               "scatter_add: the input ", detail::describe(x), ", index ", detail::describe(index),
-               " and src ", detail::describe(src),
-               " must have the same number of dimensions, at least 1");
-  const int64_t axis = normalize_axis(dim, x.dim(), "scatter_add");
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    STRATA_CHECK(index.size(d) <= src.size(d) && (d == axis || index.size(d) <= x.size(d)),
-                 "scatter_add: index ", detail::describe(index), " is larger than src ",
-                 detail::describe(src), " or (off dimension ", axis, ") than the input ",
-                 detail::describe(x), " at dimension ", d);
-  }
-  check_index_range(index, x.size(axis), "scatter_add", x, axis);
-  // The part of src that index covers, laid out as index.
-  Tensor covered = src.detach();
-  for (int64_t d = 0; d < src.dim(); ++d) covered = covered.narrow(d, 0, index.size(d));
+  const int64_t axis = check_scatter("scatter_add", x, dim, index, &src);
   const Tensor contiguous_index = index.contiguous();
   Tensor out = x.detach().contiguous().clone();
   if (index.numel() > 0) {
-    detail::backend_of(out).scatter_add(out, axis, contiguous_index, covered.contiguous());
+    detail::backend_of(out).scatter_add(out, axis, contiguous_index, covered_part(src, index));
   }
   if (needs_grad({&x, &src})) {
     record("scatter_add", {x, src}, out,
            [axis, contiguous_index, src_shape = src.shape()](const Tensor& g, const Needs& n) {
-             Tensor grad_src;
-             if (n[1]) {
-               // Each src entry went to one place: its gradient is read back from there.
-               NoGradGuard no_grad;
-               grad_src = zeros(src_shape, g.options());
-               Tensor part = grad_src;
-               for (int64_t d = 0; d < grad_src.dim(); ++d) {
-                 part = part.narrow(d, 0, contiguous_index.size(d));
-               }
-               if (part.numel() > 0) part.copy_(gather(g, axis, contiguous_index));
-             }
-             return Grads{n[0] ? g : Tensor(), grad_src};
+             return Grads{
+                 n[0] ? g : Tensor(),
+                 n[1] ? scattered_src_grad(g, axis, contiguous_index, src_shape) : Tensor()};
            });
+  }
+  return out;
+}
+
+namespace {
+// x with the positions that index names along axis set to zero: the gradient of x through a
+// scatter (the scattered values replaced what was there).
+Tensor zero_scattered(const Tensor& g, int64_t axis, const Tensor& index) {
+  Tensor grad = g.contiguous().clone();
+  if (index.numel() > 0) {
+    detail::backend_of(grad).scatter(grad, axis, index, zeros(index.shape(), g.options()));
+  }
+  return grad;
+}
+}  // namespace
+
+Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  const int64_t axis = check_scatter("scatter", x, dim, index, &src);
+  const Tensor contiguous_index = index.contiguous();
+  Tensor out = x.detach().contiguous().clone();
+  if (index.numel() > 0) {
+    detail::backend_of(out).scatter(out, axis, contiguous_index, covered_part(src, index));
+  }
+  if (needs_grad({&x, &src})) {
+    record("scatter", {x, src}, out,
+           [axis, contiguous_index, src_shape = src.shape()](const Tensor& g, const Needs& n) {
+             return Grads{
+                 n[0] ? zero_scattered(g, axis, contiguous_index) : Tensor(),
+                 n[1] ? scattered_src_grad(g, axis, contiguous_index, src_shape) : Tensor()};
+           });
+  }
+  return out;
+}
+
+Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, double value) {
+  const int64_t axis = check_scatter("scatter", x, dim, index, nullptr);
+  const Tensor contiguous_index = index.contiguous();
+  Tensor out = x.detach().contiguous().clone();
+  if (index.numel() > 0) {
+    detail::backend_of(out).scatter(out, axis, contiguous_index,
+                                    full(index.shape(), value, x.options()));
+  }
+  if (needs_grad({&x})) {
+    record("scatter", {x}, out, [axis, contiguous_index](const Tensor& g, const Needs&) {
+      return Grads{zero_scattered(g, axis, contiguous_index)};
+    });
   }
   return out;
 }
