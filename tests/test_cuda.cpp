@@ -702,6 +702,32 @@ std::vector<ParityCase> parity_cases() {
         },
         test::Tolerance{0.0, 0.0});
   }
+  // ---- nonzero and masked_select -------------------------------------------------------------
+  // The positions come from a cumsum and a scatter; rows of 5000 cross the scan's blocks.
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kUInt8, kBool}) {
+    for (const Shape& shape : std::vector<Shape>{{5000}, {3, 5000}, {7, 1, 9}, {1}}) {
+      add_case(
+          "nonzero_" + dtype_tag(dt) + "_" + shape_tag(shape), randoms({shape}, kInt64, -1, 2),
+          [dt](const Inputs& in, Device) { return nonzero(in[0].to(dt)); },
+          test::Tolerance{0.0, 0.0});
+    }
+  }
+  for (DType dt : floats) {
+    add_case(
+        "masked_select_" + dtype_tag(dt), randoms({{7, 1000}, {1, 1000}}, dt),
+        [](const Inputs& in, Device) { return masked_select(in[0], gt(in[1], 0.0)); },
+        test::Tolerance{0.0, 0.0});
+    add_case(
+        "masked_select_backward_" + dtype_tag(dt), randoms({{7, 1}, {7, 1000}}, dt),
+        [](const Inputs& in, Device) {
+          Tensor x = in[0].detach();
+          x.set_requires_grad(true);
+          const Tensor picked = masked_select(x, gt(in[1], 0.0));
+          sum(mul(picked, picked)).backward();
+          return x.grad();
+        },
+        atomic_tol(dt));
+  }
   return cases;
 }
 

@@ -499,5 +499,71 @@ TEST(OpsScatter, MisuseIsAnErrorNamingTheOp) {
   test::expect_error([&] { (void)scatter(x, 2, index, 0.0); }, {"scatter", "dimension 2"});
 }
 
+// ---- nonzero and masked_select -------------------------------------------------------------
+
+TEST(OpsSelect, NonzeroMatchesPyTorch) {
+  const Tensor x = fixture()["nonzero_a"];
+  const Tensor expected = fixture()["nonzero_out"];
+  for (const Tensor& input : {x, x.to(kFloat32), x.to(kFloat16), x.to(kBFloat16), ne(x, 0.0)}) {
+    SCOPED_TRACE(dtype_name(input.dtype()));
+    const Tensor coordinates = nonzero(input);
+    EXPECT_EQ(coordinates.dtype(), kInt64);
+    test::expect_close(coordinates, expected, 0.0, 0.0);
+  }
+  // A strided view is read in its own row-major order.
+  const Tensor view = x.permute({2, 1, 0});
+  test::expect_close(view.nonzero(), nonzero(view.contiguous()), 0.0, 0.0);
+}
+
+TEST(OpsSelect, NonzeroEdgeCases) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  test::expect_tensor(nonzero(test::f64({0, nan, -0.0, 2}, {4})), kInt64, {2, 1}, {1, 3});
+  EXPECT_EQ(nonzero(zeros({2, 3})).shape(), (Shape{0, 2}));
+  EXPECT_EQ(nonzero(zeros({2, 0, 3})).shape(), (Shape{0, 3}));
+  EXPECT_EQ(nonzero(scalar_tensor(3.0)).shape(), (Shape{1, 0}));
+  EXPECT_EQ(nonzero(scalar_tensor(0.0)).shape(), (Shape{0, 0}));
+  // 5000 elements (across CUDA's blocks): every 7th is non-zero.
+  const Tensor every_seventh = eq(remainder(arange(5000.0), 7.0), 0.0);
+  test::expect_close(nonzero(every_seventh.reshape({5, 1000})).select(1, 1),
+                     remainder(arange(0.0, 5000.0, 7.0), 1000.0), 0.0, 0.0);
+  test::expect_close(nonzero(every_seventh).select(1, 0), arange(0.0, 5000.0, 7.0), 0.0, 0.0);
+}
+
+TEST(OpsSelect, MaskedSelectMatchesPyTorch) {
+  for (const std::string name : {"masked_select", "masked_select_broadcast"}) {
+    const Tensor mask = fixture()[name + "_mask"].to(kBool);
+    for (DType dtype : {kFloat64, kFloat32}) {
+      test::expect_fixture_case(
+          fixture(), name, {"a"}, {"a"},
+          [&](const Inputs& in) { return masked_select(in[0], mask); }, dtype, tolerance(dtype));
+    }
+  }
+  const Tensor ints = test::i64({1, 2, 3, 4}, {2, 2});
+  test::expect_tensor(ints.masked_select(test::boolean({false, true}, {2})), kInt64, {2}, {2, 4});
+  EXPECT_EQ(masked_select(ints, zeros({2, 2}, kBool)).shape(), (Shape{0}));
+}
+
+TEST(OpsSelect, GradcheckInFloat64) {
+  Generator gen(14);
+  const Tensor mask = gt(randn({3, 1, 4}, TensorOptions(kFloat64), &gen), 0.0);
+  test::expect_gradcheck([&](const Inputs& in) { return masked_select(in[0], mask); },
+                         {randn({3, 5, 4}, TensorOptions(kFloat64), &gen).set_requires_grad(true)});
+  test::expect_gradcheck([&](const Inputs& in) { return masked_select(in[0], mask); },
+                         {randn({5, 1}, TensorOptions(kFloat64), &gen).set_requires_grad(true)});
+}
+
+TEST(OpsSelect, MisuseIsAnErrorNamingTheOp) {
+  const Tensor x = test::f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  test::expect_error([&] { (void)nonzero(Tensor()); }, {"nonzero", "undefined"});
+  test::expect_error([&] { (void)masked_select(x, gt(x, 2.0).to(kUInt8)); },
+                     {"masked_select", "bool", "u8"});
+  test::expect_error(
+      [&] {
+        (void)masked_select(x, test::boolean({true, false}, {2}));
+      },
+      {"masked_select", "[2,3]", "[2]"});
+  test::expect_error([&] { (void)masked_select(x, Tensor()); }, {"masked_select", "undefined"});
+}
+
 }  // namespace
 }  // namespace strata

@@ -1,6 +1,6 @@
 """Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk, kthvalue, cumsum,
-cumprod, floor_divide, remainder and scatter in float64, with the gradients of sum(out * g) for
-a random upstream gradient g, and the indices.
+cumprod, floor_divide, remainder, scatter, nonzero and masked_select in float64, with the
+gradients of sum(out * g) for a random upstream gradient g, and the indices.
 Case <name>: inputs <name>_<k>, upstream <name>_g, output <name>_out, gradients
 <name>_grad_<k>; integer results and arguments as <name>_indices / <name>_index. Every sort is
 stable=True (Strata's sort always is), and the topk / kthvalue inputs have no ties (PyTorch's
@@ -119,5 +119,17 @@ index1 = torch.tensor([[4, 0, 2], [1, 3, 0], [0, 2, 4]])
 case("scatter_1", lambda a, s: a.scatter(1, index1, s), torch.randn(3, 5), torch.randn(3, 3),
      index=index1)
 case("scatter_value", lambda a: a.scatter(1, index1, 2.5), torch.randn(3, 5), index=index1)
+
+# ---- nonzero and masked_select ---------------------------------------------------------------
+torch.manual_seed(5)
+sparse = torch.randn(3, 4, 5)
+sparse[sparse.abs() < 0.7] = 0.0
+values("nonzero", lambda a: torch.nonzero(a), sparse)
+select_mask = torch.rand(4, 5) > 0.5
+case("masked_select", lambda a: torch.masked_select(a, select_mask), torch.randn(3, 4, 5),
+     mask=select_mask)
+column_mask = torch.rand(3, 1) > 0.4
+case("masked_select_broadcast", lambda a: torch.masked_select(a, column_mask), torch.randn(1, 5),
+     mask=column_mask)
 
 fixtures.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_sort_scan.txt"), out)

@@ -133,6 +133,15 @@ ValuesAndIndices topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest
 // of the stable ascending sort, so of equal values the earlier position is picked first.
 ValuesAndIndices kthvalue(const Tensor& x, int64_t k, int64_t dim = -1, bool keepdim = false);
 
+// ---- selection by a mask ---------------------------------------------------------------------
+// The coordinates of x's non-zero entries (NaN counts; bool: the true ones) in row-major
+// order: int64 [count, x.dim()]. Not differentiable. Reads the count back to the host (one
+// small device-to-host copy on CUDA), as PyTorch's does.
+Tensor nonzero(const Tensor& x);
+// The entries of x where the bool mask is true, in row-major order, as a 1-D tensor; x and mask
+// broadcast together. Differentiable for x. Reads the count back as nonzero does.
+Tensor masked_select(const Tensor& x, const Tensor& mask);
+
 // ---- running sums and products ------------------------------------------------------------
 // The inclusive running sum / product along `dim`: out[..., i, ...] = x[..., 0, ...] + ... +
 // x[..., i, ...]. Integer and bool inputs give int64 (as PyTorch); floats keep their dtype and

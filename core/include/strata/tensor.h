@@ -190,6 +190,8 @@ class Tensor {
   ValuesAndIndices kthvalue(int64_t k, int64_t dim = -1, bool keepdim = false) const;
   Tensor cumsum(int64_t dim) const;
   Tensor cumprod(int64_t dim) const;
+  Tensor nonzero() const;
+  Tensor masked_select(const Tensor& mask) const;
 
   // ---- version (PyTorch's _version) ------------------------------------------------------
   // A counter of the in-place writes to this tensor's storage, shared by every view of it
