@@ -728,6 +728,43 @@ std::vector<ParityCase> parity_cases() {
         },
         atomic_tol(dt));
   }
+  // ---- advanced indexing ---------------------------------------------------------------------
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kInt64, kBool}) {
+    add_case(
+        "index_ints_and_mask_" + dtype_tag(dt), randoms({{6, 1000, 3}, {6, 1000}}, dt),
+        [](const Inputs& in, Device d) {
+          const Tensor rows = from_vector<int64_t>({5, 0, -1, 2}, {4, 1}).to(d);
+          const Tensor columns =
+              remainder(arange(0.0, 7000.0, 7.0, TensorOptions(kInt64).device(d)), 1000.0);
+          return cat({index(in[0], {rows, columns}).reshape({-1}),
+                      index(in[0], {ne(in[1], zeros({}, in[1].options()))}).reshape({-1})});
+        },
+        test::Tolerance{0.0, 0.0});
+  }
+  for (DType dt : floats) {
+    // Distinct positions: what is written does not depend on the order.
+    add_case(
+        "index_put_" + dtype_tag(dt), randoms({{6, 1000}, {1000}}, dt),
+        [](const Inputs& in, Device d) {
+          const Tensor columns =
+              remainder(arange(0.0, 7000.0, 7.0, TensorOptions(kInt64).device(d)), 1000.0);
+          return index_put(in[0], {from_vector<int64_t>({3}, {1}).to(d), columns}, in[1]);
+        },
+        test::Tolerance{0.0, 0.0});
+    // Repeated positions add up (atomics on CUDA), and the backward's index_add too.
+    add_case(
+        "index_put_accumulate_backward_" + dtype_tag(dt), randoms({{50, 4}, {500, 4}}, dt),
+        [](const Inputs& in, Device d) {
+          Tensor x = in[0].detach(), values = in[1].detach();
+          x.set_requires_grad(true);
+          values.set_requires_grad(true);
+          const Tensor rows = remainder(arange(500, TensorOptions(kInt64).device(d)), 50.0);
+          const Tensor out = index_put(x, {rows}, values, true);
+          sum(mul(index(out, {rows}), values)).backward();
+          return cat({out.reshape({-1}), x.grad().reshape({-1}), values.grad().reshape({-1})});
+        },
+        atomic_tol(dt));
+  }
   return cases;
 }
 

@@ -565,5 +565,151 @@ TEST(OpsSelect, MisuseIsAnErrorNamingTheOp) {
   test::expect_error([&] { (void)masked_select(x, Tensor()); }, {"masked_select", "undefined"});
 }
 
+// ---- advanced indexing -----------------------------------------------------------------------
+
+TEST(OpsIndex, IndexMatchesPyTorch) {
+  const Tensor rows = fixture()["index_two_index0"], columns = fixture()["index_two_index1"];
+  const Tensor repeated = fixture()["index_repeat_index0"];
+  const Tensor mask = fixture()["index_mask_mask"].to(kBool);
+  const Tensor row_mask = fixture()["index_mask_int_mask"].to(kBool);
+  const Tensor picks = fixture()["index_mask_int_index1"];
+  const std::vector<std::pair<std::string, std::function<Tensor(const Inputs&)>>> cases = {
+      // Broadcast int64 indices, negative ones counting from the end.
+      {"index_two",
+       [&](const Inputs& in) {
+         return index(in[0], {rows, columns});
+       }},
+      // Repeats: the gradient adds up.
+      {"index_repeat", [&](const Inputs& in) { return in[0].index({repeated}); }},
+      {"index_mask", [&](const Inputs& in) { return index(in[0], {mask}); }},
+      {"index_mask_int",
+       [&](const Inputs& in) {
+         return index(in[0], {row_mask, picks});
+       }},
+  };
+  for (const auto& [name, fn] : cases) {
+    for (DType dtype : {kFloat64, kFloat32}) {
+      // Repeated positions add their gradients, in another order than PyTorch's.
+      const test::Tolerance tol =
+          name == "index_repeat" ? arithmetic_tolerance(dtype) : tolerance(dtype);
+      test::expect_fixture_case(fixture(), name, {"a"}, {"a"}, fn, dtype, tol);
+    }
+  }
+  // x[mask] is masked_select's rows.
+  const Tensor x = fixture()["index_mask_a"];
+  test::expect_close(index(x, {mask}).reshape({-1}),
+                     masked_select(x, mask.unsqueeze(2).expand({4, 5, 3})), 0.0, 0.0);
+}
+
+TEST(OpsIndex, IndexPutMatchesPyTorch) {
+  const Tensor rows = fixture()["index_put_index0"], columns = fixture()["index_put_index1"];
+  const Tensor repeated = fixture()["index_put_accumulate_index0"];
+  const Tensor mask = fixture()["index_put_mask_mask"].to(kBool);
+  for (DType dtype : {kFloat64, kFloat32}) {
+    // Accumulated values and broadcast values' gradients add up in another order than
+    // PyTorch's.
+    const test::Tolerance tol = arithmetic_tolerance(dtype);
+    test::expect_fixture_case(
+        fixture(), "index_put", {"a", "b"}, {"a", "b"},
+        [&](const Inputs& in) {
+          return index_put(in[0], {rows, columns}, in[1]);
+        },
+        dtype, tol);
+    test::expect_fixture_case(
+        fixture(), "index_put_accumulate", {"a", "b"}, {"a", "b"},
+        [&](const Inputs& in) { return index_put(in[0], {repeated}, in[1], true); }, dtype, tol);
+    test::expect_fixture_case(
+        fixture(), "index_put_mask", {"a", "b"}, {"a", "b"},
+        [&](const Inputs& in) { return index_put(in[0], {mask}, in[1]); }, dtype, tol);
+  }
+}
+
+TEST(OpsIndex, IndexPutInPlace) {
+  // Repeated positions without accumulate: the CPU keeps the last value.
+  Tensor x = zeros({4}, kInt64);
+  x.index_put_({test::i64({1, 3, 1}, {3})}, test::i64({7, 8, 9}, {3}));
+  test::expect_tensor(x, kInt64, {4}, {0, 9, 0, 8});
+  x.index_put_({test::i64({1, 1, -1}, {3})}, test::i64({1}, {1}), true);
+  test::expect_tensor(x, kInt64, {4}, {0, 11, 0, 9});
+  // A strided view is updated through its strides; the version moves on.
+  Tensor base = zeros({3, 2});
+  Tensor view = base.t();
+  const uint64_t version = base.version();
+  view.index_put_({test::boolean({false, true}, {2}), test::i64({2}, {1})}, scalar_tensor(5.0));
+  test::expect_values(base, {3, 2}, {0, 0, 0, 0, 0, 5});
+  EXPECT_GT(base.version(), version);
+  // Refused where the tape would lose track.
+  Tensor leaf = zeros({3}).set_requires_grad(true);
+  test::expect_error([&] { leaf.index_put_({test::i64({0}, {1})}, scalar_tensor(1.0)); },
+                     {"index_put_", "requires grad", "index_put"});
+  Tensor plain = zeros({3});
+  const Tensor values = ones({1}).set_requires_grad(true);
+  test::expect_error([&] { plain.index_put_({test::i64({0}, {1})}, values); },
+                     {"index_put_", "values", "require grad"});
+}
+
+TEST(OpsIndex, GradcheckInFloat64) {
+  Generator gen(15);
+  const auto input = [&](const Shape& shape) {
+    return randn(shape, TensorOptions(kFloat64), &gen).set_requires_grad(true);
+  };
+  const Tensor rows = test::i64({2, 0, -1, 2}, {2, 2}), columns = test::i64({1, 3}, {2});
+  const Tensor mask = test::boolean({true, false, true}, {3});
+  const std::vector<std::pair<std::string, test::TensorFn>> ops = {
+      {"index",
+       [&](const Inputs& in) {
+         return index(in[0], {rows, columns});
+       }},
+      {"index_mask", [&](const Inputs& in) { return index(in[0], {mask}); }},
+      {"index_put",
+       [&](const Inputs& in) {
+         return index_put(in[0], {mask}, in[1].narrow(0, 0, 1).narrow(1, 0, 1));
+       }},
+      {"index_put_accumulate",
+       [&](const Inputs& in) {
+         return index_put(in[0], {rows, columns}, in[1].narrow(0, 0, 2).narrow(1, 0, 2), true);
+       }},
+  };
+  for (const auto& [name, fn] : ops) {
+    SCOPED_TRACE(name);
+    test::expect_gradcheck(fn, {input({3, 4}), input({3, 4})});
+  }
+}
+
+TEST(OpsIndex, MisuseIsAnErrorNamingTheOp) {
+  const Tensor x = test::f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  test::expect_error([&] { (void)index(x, {}); }, {"index", "at least one"});
+  test::expect_error([&] { (void)index(x, {test::i64({2}, {1})}); },
+                     {"index", "index 2 is out of range", "dimension 0", "size 2"});
+  test::expect_error(
+      [&] {
+        (void)index(x, {test::i64({0}, {1}), test::i64({-4}, {1})});
+      },
+      {"index", "-4", "dimension 1"});
+  test::expect_error(
+      [&] {
+        (void)index(x, {test::i64({0}, {1}), test::i64({0}, {1}), test::i64({0}, {1})});
+      },
+      {"index", "too many indices"});
+  test::expect_error([&] { (void)index(x, {test::f64({0}, {1})}); }, {"index", "int64", "f64"});
+  test::expect_error(
+      [&] {
+        (void)index(x, {test::boolean({true, false, true}, {3})});
+      },
+      {"index", "mask", "[3]"});
+  test::expect_error(
+      [&] {
+        (void)index(x, {test::i64({0, 1}, {2}), test::i64({0, 1, 2}, {3})});
+      },
+      {"index", "[2]", "[3]"});
+  test::expect_error(
+      [&] {
+        (void)index_put(x, {test::i64({0}, {1})}, test::f64({1, 2}, {2}));
+      },
+      {"index_put", "cannot be broadcast", "[1,3]"});
+  test::expect_error([&] { (void)index_put(x, {test::i64({0}, {1})}, test::f32({1}, {1})); },
+                     {"index_put", "dtype"});
+}
+
 }  // namespace
 }  // namespace strata

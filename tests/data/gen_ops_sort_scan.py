@@ -1,6 +1,6 @@
 """Reference values for tests/test_ops_sort_scan.cpp: sort, argsort, topk, kthvalue, cumsum,
-cumprod, floor_divide, remainder, scatter, nonzero and masked_select in float64, with the
-gradients of sum(out * g) for a random upstream gradient g, and the indices.
+cumprod, floor_divide, remainder, scatter, nonzero, masked_select, index and index_put in
+float64, with the gradients of sum(out * g) for a random upstream gradient g, and the indices.
 Case <name>: inputs <name>_<k>, upstream <name>_g, output <name>_out, gradients
 <name>_grad_<k>; integer results and arguments as <name>_indices / <name>_index. Every sort is
 stable=True (Strata's sort always is), and the topk / kthvalue inputs have no ties (PyTorch's
@@ -131,5 +131,25 @@ case("masked_select", lambda a: torch.masked_select(a, select_mask), torch.randn
 column_mask = torch.rand(3, 1) > 0.4
 case("masked_select_broadcast", lambda a: torch.masked_select(a, column_mask), torch.randn(1, 5),
      mask=column_mask)
+
+# ---- advanced indexing (index_put cases write each position once unless they accumulate) ----
+torch.manual_seed(6)
+block = torch.randn(4, 5, 3)
+rows = torch.tensor([[0, 3], [-1, 1]])
+columns = torch.tensor([4, -2])
+case("index_two", lambda a: a[rows, columns], block, index0=rows, index1=columns)
+repeated = torch.tensor([1, 1, 3, 0, 1])
+case("index_repeat", lambda a: a[repeated], block, index0=repeated)
+index_mask = torch.rand(4, 5) > 0.5
+case("index_mask", lambda a: a[index_mask], block, mask=index_mask)
+row_mask = torch.tensor([True, False, True, True])
+picks = torch.tensor([0, 2, 4])
+case("index_mask_int", lambda a: a[row_mask, picks], block, mask=row_mask, index1=picks)
+case("index_put", lambda a, v: a.index_put((rows, columns), v), block, torch.randn(2, 2, 3),
+     index0=rows, index1=columns)
+case("index_put_accumulate", lambda a, v: a.index_put((repeated,), v, accumulate=True), block,
+     torch.randn(5, 5, 3), index0=repeated)
+case("index_put_mask", lambda a, v: a.index_put((index_mask,), v), block, torch.randn(3),
+     mask=index_mask)
 
 fixtures.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_sort_scan.txt"), out)

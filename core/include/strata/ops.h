@@ -142,6 +142,23 @@ Tensor nonzero(const Tensor& x);
 // broadcast together. Differentiable for x. Reads the count back as nonzero does.
 Tensor masked_select(const Tensor& x, const Tensor& mask);
 
+// ---- advanced indexing (PyTorch's x[i, j], x[mask], x.index_put_) ---------------------------
+// x indexed along its leading dimensions: `indices` holds int64 position tensors (negative ones
+// count from the end), which broadcast together to a shape B, and bool masks, each standing for
+// the coordinates of its true entries over as many dimensions as it has (x[mask] when the mask
+// covers x's leading dims). The result is B + x's remaining dims, as PyTorch's when the indexed
+// dims are adjacent and leading. Not supported: indices after a skipped dim (x[:, i]: use
+// index_select or transpose first), None / ellipsis / slices in the list, uint8 masks.
+// Differentiable (repeated positions add their gradients). Range checks read the indices' min
+// and max back (small device-to-host copies on CUDA).
+Tensor index(const Tensor& x, const std::vector<Tensor>& indices);
+// A copy of x with `values` (x's dtype, broadcast to index(x, indices)'s shape) written at the
+// indexed positions, or added there with accumulate (repeated positions adding up). Without
+// accumulate, where positions repeat the CPU keeps the value last in order and CUDA any one.
+// Differentiable for x and values. In place: Tensor::index_put_ (not recorded on the tape).
+Tensor index_put(const Tensor& x, const std::vector<Tensor>& indices, const Tensor& values,
+                 bool accumulate = false);
+
 // ---- running sums and products ------------------------------------------------------------
 // The inclusive running sum / product along `dim`: out[..., i, ...] = x[..., 0, ...] + ... +
 // x[..., i, ...]. Integer and bool inputs give int64 (as PyTorch); floats keep their dtype and

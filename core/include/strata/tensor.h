@@ -192,6 +192,7 @@ class Tensor {
   Tensor cumprod(int64_t dim) const;
   Tensor nonzero() const;
   Tensor masked_select(const Tensor& mask) const;
+  Tensor index(const std::vector<Tensor>& indices) const;  // x[i, j], x[mask]: see ops.h
 
   // ---- version (PyTorch's _version) ------------------------------------------------------
   // A counter of the in-place writes to this tensor's storage, shared by every view of it
@@ -213,6 +214,10 @@ class Tensor {
   Tensor& copy_(const Tensor& src);  // broadcasts src, converts dtype, crosses devices
   Tensor& add_(const Tensor& other, double alpha = 1.0);
   Tensor& mul_(double value);
+  // x[indices] = values, or += with accumulate (index_put in ops.h); refused while values
+  // require grad, as the update is not recorded.
+  Tensor& index_put_(const std::vector<Tensor>& indices, const Tensor& values,
+                     bool accumulate = false);
 
   // ---- autograd ---------------------------------------------------------------------------
   bool requires_grad() const;
