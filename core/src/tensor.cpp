@@ -460,8 +460,9 @@ const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
   return meta != nullptr ? meta->grad_fn : none;
 }
 
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
-  autograd::run_backward({*this}, {gradient}, retain_graph);
+void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph,
+                      bool create_graph) const {
+  autograd::run_backward({*this}, {gradient}, retain_graph.value_or(create_graph), create_graph);
 }
 
 Tensor Tensor::detach() const {

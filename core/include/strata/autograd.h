@@ -2,11 +2,14 @@
 // records a Node: the edges to its inputs' nodes, the tensors its backward needs, and the
 // backward function itself (kept beside the forward in the op's file). backward() replays the
 // nodes reachable from the root in reverse topological order, summing gradients per node, and
-// accumulates them into the .grad() of leaves. Backward functions run with grad mode off.
+// accumulates them into the .grad() of leaves. Backward functions run with grad mode off,
+// unless the pass creates a graph (backward(..., create_graph=true), autograd::grad): then what
+// they compute is recorded in turn, so a gradient can be differentiated again.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,7 +81,11 @@ namespace autograd {
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output,
                                                      const std::vector<bool>& needs_input_grad)>;
 
-struct Node {
+// Called with the gradient reaching a tensor; returns a replacement, or an undefined Tensor to
+// keep it (torch's Tensor.register_hook).
+using GradHook = std::function<Tensor(const Tensor& grad)>;
+
+struct Node : std::enable_shared_from_this<Node> {
   Node() = default;
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -98,11 +105,22 @@ struct Node {
   Shape output_shape;                          // the shape its incoming gradient must have
   DType output_dtype = DType::Float32;
   Device output_device;
+  // A backward that is not itself differentiable (it runs kernels on saved data): a graph
+  // created through it carries an error node instead, so a second derivative through it is an
+  // error naming the op rather than a silently wrong number.
+  bool once_differentiable = false;
+  // Hooks of the tensor this node produced (register_hook on a non-leaf), in order.
+  std::vector<std::pair<int64_t, GradHook>> tensor_hooks;
+  std::weak_ptr<TensorImpl> retained;  // that tensor, when it called retain_grad()
 
   // Scratch space of the engine during one backward pass (no maps needed per pass).
   Tensor pending_grad;     // gradients that reached this node so far, summed
   int pending_edges = 0;   // edges from not-yet-run nodes still to deliver
   uint64_t visited_in = 0; // the pass that last counted this node's edges
+  // grad(): the pass that last decided `relevant` (a path leads from here to an input).
+  uint64_t visited_relevant = 0;
+  bool relevant = false;
+  std::vector<size_t> captures;  // grad(): the inputs whose gradient is this node's
 };
 
 // Called with a leaf once a backward pass has added its gradient to the leaf's .grad().
@@ -114,6 +132,7 @@ struct AutogradMeta {
   std::shared_ptr<Node> grad_fn;         // set on outputs of recorded ops
   std::weak_ptr<Node> accumulator;       // the leaf's accumulating node, made on first use
   std::vector<std::pair<int64_t, PostAccumulateHook>> post_accumulate_hooks;  // (id, hook)
+  std::vector<std::pair<int64_t, GradHook>> grad_hooks;  // a leaf's register_hook, in order
 };
 
 // Registers `hook` on leaf `t` (torch's register_post_accumulate_grad_hook): each backward
@@ -136,10 +155,44 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
             BackwardFn backward);
 
+// Marks the node that produced `output` as once differentiable (see Node).
+void mark_once_differentiable(const Tensor& output);
+
+// Inside a backward function: `output` (the detached result the function saved, as exp's
+// backward reads exp(x)) reattached to the node now running when the pass creates a graph, so
+// the second derivative flows through it, as PyTorch's saved outputs do; `output` itself
+// otherwise. The node must have produced exactly this tensor (same shape).
+Tensor saved_output(const Tensor& output);
+
+// Inside a backward function: when the pass creates a graph and `grad_output` requires grad,
+// records `grad_input` (computed by a kernel from grad_output alone, linearly) as a node whose
+// backward is `transpose` (the op's forward applied to the incoming gradient): the double
+// backward of index_select, gather, pooling. Returns grad_input.
+Tensor linear_in_grad(const char* name, const Tensor& grad_output, Tensor grad_input,
+                      std::function<Tensor(const Tensor&)> transpose);
+
 // Runs backward from `roots` with the given gradients (an undefined gradient means ones,
-// allowed for one-element roots only).
+// allowed for one-element roots only). create_graph records the pass itself (see above).
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
-                  bool retain_graph);
+                  bool retain_graph, bool create_graph = false);
+
+// The gradients of `outputs` with respect to `inputs` (torch.autograd.grad), returned instead
+// of accumulated into .grad(). grad_outputs: one per output (empty, or an undefined entry,
+// means ones for a one-element output). retain_graph defaults to create_graph; create_graph
+// makes the results differentiable (a gradient penalty, a Hessian-vector product). An input
+// the outputs do not depend on is an error unless allow_unused, which gives an undefined
+// Tensor for it. Only the part of the graph between the outputs and the inputs runs.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {},
+                         std::optional<bool> retain_graph = std::nullopt, bool create_graph = false,
+                         bool allow_unused = false);
+
+// A hook on the gradient of `t` (torch's Tensor.register_hook): each backward pass calls it
+// with the gradient reaching t, before it is used (accumulated into a leaf's .grad(), passed
+// on by a non-leaf's node, or returned by grad()); a defined return value replaces it.
+// Returns an id for remove_hook.
+int64_t register_hook(const Tensor& t, GradHook hook);
+void remove_hook(const Tensor& t, int64_t id);
 
 // Sums `grad` over broadcast dimensions so it has `shape` (the reverse of broadcasting).
 Tensor sum_to(const Tensor& grad, const Shape& shape);

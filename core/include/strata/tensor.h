@@ -6,10 +6,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "strata/device.h"
@@ -229,8 +231,20 @@ class Tensor {
   void zero_grad();  // drops the accumulated gradient
   const std::shared_ptr<autograd::Node>& grad_fn() const;
   // Gradient of this tensor with respect to every leaf that requires grad, accumulated into
-  // their .grad(). A non-scalar tensor needs `gradient` of its shape.
-  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  // their .grad(). A non-scalar tensor needs `gradient` of its shape. create_graph records
+  // the backward pass, so the accumulated gradients can be differentiated again;
+  // retain_graph defaults to create_graph.
+  void backward(const Tensor& gradient = Tensor(), std::optional<bool> retain_graph = std::nullopt,
+                bool create_graph = false) const;
+  // Calls hook with this tensor's gradient in every backward pass (autograd::register_hook);
+  // a hook may return a replacement, or nothing. Returns an id for remove_hook.
+  template <typename Hook>
+  int64_t register_hook(Hook hook) const;
+  void remove_hook(int64_t id) const;
+  // Keeps the gradient of a non-leaf in .grad() as backward passes reach it (a leaf's is kept
+  // anyway); retains_grad() says whether it does.
+  void retain_grad() const;
+  bool retains_grad() const;
   // A tensor sharing data that is cut from the tape.
   Tensor detach() const;
   // Points this tensor at `source`'s data (storage, shape, strides, dtype), keeping its
@@ -244,6 +258,27 @@ class Tensor {
 };
 
 std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
+
+namespace detail {
+int64_t register_grad_hook(const Tensor& t, std::function<Tensor(const Tensor&)> hook);
+}  // namespace detail
+
+template <typename Hook>
+int64_t Tensor::register_hook(Hook hook) const {
+  using Result = std::invoke_result_t<Hook&, const Tensor&>;
+  if constexpr (std::is_void_v<Result>) {
+    return detail::register_grad_hook(*this, [hook = std::move(hook)](const Tensor& grad) mutable {
+      hook(grad);
+      return Tensor();
+    });
+  } else {
+    static_assert(std::is_convertible_v<Result, Tensor>,
+                  "register_hook: the hook must return a Tensor or nothing");
+    return detail::register_grad_hook(
+        *this,
+        [hook = std::move(hook)](const Tensor& grad) mutable -> Tensor { return hook(grad); });
+  }
+}
 
 // ---- creation ---------------------------------------------------------------------------
 Tensor empty(const Shape& shape, TensorOptions options = {});

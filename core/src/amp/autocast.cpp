@@ -97,10 +97,10 @@ SavedTensor::SavedTensor(const Tensor& t) {
   const auto& sources = state().cast_sources;
   const auto found = sources.find(t.impl());
   if (found == sources.end()) {
-    tensor_ = t.detach();
+    tensor_ = t;
     return;
   }
-  tensor_ = found->second->source.detach();
+  tensor_ = found->second->source;
   recast_ = t.dtype();
   version_ = found->second->version;
 }

@@ -30,7 +30,54 @@ bool derivative_reads_output(Activation act) {
   return act == Activation::Relu || act == Activation::Sigmoid || act == Activation::Tanh;
 }
 
-// f(x) through the backend's activation kernel; backward: f'(x) * grad.
+// f'(x) of gelu through the backward kernel (with a gradient of ones), recorded so that a
+// graph-creating pass differentiates it again: f''(x) = phi(x) (2 - x^2), phi the standard
+// normal density.
+Tensor gelu_derivative(const Tensor& x) {
+  const Tensor in = contiguous_data(x);
+  Tensor d = Tensor::empty(x.shape(), x.options());
+  if (d.numel() > 0) {
+    detail::backend_of(d).activation_backward(Activation::Gelu, d, ones_like(in), in, Tensor(),
+                                              0.0);
+  }
+  if (needs_grad({&x})) {
+    record("gelu_backward", {x}, d, [x](const Tensor& g, const Needs&) {
+      constexpr double kInvSqrt2Pi = 0.3989422804014327;
+      const Tensor square = mul(x, x);
+      const Tensor phi = mul(exp(mul(square, -0.5)), kInvSqrt2Pi);
+      return Grads{mul(g, mul(phi, rsub(square, 2.0)))};
+    });
+  }
+  return d;
+}
+
+// f'(x) composed of differentiable ops, for a pass that creates a graph; y is f(x) attached
+// to the node (saved_output) where the derivative reads it.
+Tensor derivative(Activation act, const Tensor& x, const Tensor& y, double alpha) {
+  switch (act) {
+    case Activation::Relu:
+      return gt(y, 0.0).to(y.dtype());
+    case Activation::Sigmoid:
+      return mul(y, rsub(y, 1.0));
+    case Activation::Tanh:
+      return rsub(mul(y, y), 1.0);
+    case Activation::LeakyRelu:
+      return add(mul(gt(x, 0.0).to(x.dtype()), 1.0 - alpha), alpha);
+    case Activation::Elu:  // exp of min(x, 0): no overflow (nor inf * 0) where x > 0
+      return where(gt(x, 0.0), ones_like(x), mul(exp(clamp(x, std::nullopt, 0.0)), alpha));
+    case Activation::Softplus: {  // sigmoid(beta x), 1 above the kernel's threshold
+      const Tensor z = mul(x, alpha);
+      return where(gt(z, 20.0), ones_like(x), sigmoid(z));
+    }
+    case Activation::Gelu:
+      return gelu_derivative(x);
+  }
+  STRATA_ASSERT(false, "unknown activation");
+  return Tensor();
+}
+
+// f(x) through the backend's activation kernel; backward: f'(x) * grad, through the matching
+// backward kernel, or composed of differentiable ops in a pass that creates a graph.
 // The tape keeps only the tensor the derivative reads: y for relu, sigmoid and tanh, x for the
 // others. Keeping y lets the producer of x (a conv, say) free its output, which halves what a
 // conv-relu pair holds for backward.
@@ -42,12 +89,17 @@ Tensor pointwise(Activation act, const char* name, const Tensor& x, double alpha
   if (needs_grad({&x})) {
     const bool reads_output = derivative_reads_output(act);
     record(name, {x}, out,
-           [act, alpha, saved_in = reads_output ? Tensor() : in,
+           [act, alpha, saved_in = reads_output ? Tensor() : x,
             saved_out = reads_output ? out.detach() : Tensor()](const Tensor& g, const Needs&) {
-             const Tensor& like = saved_out.defined() ? saved_out : saved_in;
+             if (GradMode::is_enabled()) {
+               const Tensor y = saved_out.defined() ? autograd::saved_output(saved_out) : Tensor();
+               return Grads{mul(g, derivative(act, saved_in, y, alpha))};
+             }
+             const Tensor in = saved_in.defined() ? contiguous_data(saved_in) : Tensor();
+             const Tensor& like = saved_out.defined() ? saved_out : in;
              Tensor grad = Tensor::empty(like.shape(), like.options());
              if (grad.numel() > 0) {
-               detail::backend_of(grad).activation_backward(act, grad, g.contiguous(), saved_in,
+               detail::backend_of(grad).activation_backward(act, grad, g.contiguous(), in,
                                                             saved_out, alpha);
              }
              return Grads{grad};
@@ -83,7 +135,12 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
     detail::backend_of(out).softmax_forward(out, in, s.outer, s.size, s.inner, log);
   }
   if (needs_grad({&x})) {
-    record(name, {x}, out, [s, log, y = out.detach()](const Tensor& g, const Needs&) {
+    record(name, {x}, out, [s, log, axis, y = out.detach()](const Tensor& g, const Needs&) {
+      if (GradMode::is_enabled()) {  // composed, so a graph-creating pass records it
+        const Tensor attached = autograd::saved_output(y);
+        if (log) return Grads{sub(g, mul(exp(attached), sum(g, {axis}, /*keepdim=*/true)))};
+        return Grads{mul(attached, sub(g, sum(mul(g, attached), {axis}, /*keepdim=*/true)))};
+      }
       Tensor grad = Tensor::empty(y.shape(), y.options());
       if (grad.numel() > 0) {
         detail::backend_of(grad).softmax_backward(grad, g.contiguous(), y, s.outer, s.size,

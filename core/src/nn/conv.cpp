@@ -1,7 +1,8 @@
 // nn::functional::conv1d and conv2d: validate, run the backend's conv2d kernels, record the
 // backward. conv1d is conv2d over [N, C, 1, L]; an unbatched input ([C, L] / [C, H, W]) runs
 // as a batch of one, as PyTorch's. The backward: grad x by conv2d_backward_data, grad w by
-// conv2d_backward_filter, grad bias = grad_out summed over N, P and Q.
+// conv2d_backward_filter, grad bias = grad_out summed over N, P and Q; each of the three maps
+// is itself differentiable, for double backward.
 #include <string>
 
 #include "internal.h"
@@ -85,30 +86,93 @@ void check_conv(const char* op, int64_t spatial, const Tensor& x, const Tensor& 
   }
 }
 
-// The convolution of validated 4-D x [N, C, H, W] and w [K, C/groups, R, S].
+// The convolution's three bilinear maps, each differentiable through the other two, so a
+// graph-creating pass (double backward) differentiates a conv to any order. For y = C(x, w)
+// and any g shaped as y: <g, C(x, w)> = <D(g, w), x> = <W(x, g), w>, where D is the gradient
+// with respect to x (conv2d_backward_data, a transposed convolution) and W the one with respect
+// to w (conv2d_backward_filter). All take validated 4-D tensors.
+Tensor conv_map(const Tensor& x, const Tensor& w, const Conv2dParams& p);
+Tensor conv_data_map(const Tensor& g, const Tensor& w, const Shape& x_shape, const Conv2dParams& p);
+Tensor conv_filter_map(const Tensor& x, const Tensor& g, const Shape& w_shape,
+                       const Conv2dParams& p);
+
+Shape conv_out_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  const int64_t eff_r = p.dilation_h * (w[2] - 1) + 1;  // the dilated kernel's extent
+  const int64_t eff_s = p.dilation_w * (w[3] - 1) + 1;
+  return {x[0], w[0], (x[2] + 2 * p.pad_h - eff_r) / p.stride_h + 1,
+          (x[3] + 2 * p.pad_w - eff_s) / p.stride_w + 1};
+}
+
+Tensor conv_map(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+  Tensor out = Tensor::empty(conv_out_shape(x.shape(), w.shape(), p), x.options());
+  detail::backend_of(out).conv2d_forward(out, x.detach().contiguous(), w.detach().contiguous(),
+                                         Tensor(), p);
+  if (needs_grad({&x, &w})) {
+    record("conv2d", {x, w}, out, [x, w, p](const Tensor& g, const Needs& n) {
+      return Grads{n[0] ? conv_data_map(g, w, x.shape(), p) : Tensor(),
+                   n[1] ? conv_filter_map(x, g, w.shape(), p) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor conv_data_map(const Tensor& g, const Tensor& w, const Shape& x_shape,
+                     const Conv2dParams& p) {
+  Tensor out = Tensor::empty(x_shape, g.options());
+  detail::backend_of(out).conv2d_backward_data(out, g.detach().contiguous(),
+                                               w.detach().contiguous(), p);
+  if (needs_grad({&g, &w})) {
+    record("conv2d_backward_data", {g, w}, out, [g, w, p](const Tensor& h, const Needs& n) {
+      return Grads{n[0] ? conv_map(h, w, p) : Tensor(),
+                   n[1] ? conv_filter_map(h, g, w.shape(), p) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor conv_filter_map(const Tensor& x, const Tensor& g, const Shape& w_shape,
+                       const Conv2dParams& p) {
+  Tensor out = Tensor::empty(w_shape, g.options());
+  detail::backend_of(out).conv2d_backward_filter(out, g.detach().contiguous(),
+                                                 x.detach().contiguous(), p);
+  if (needs_grad({&x, &g})) {
+    record("conv2d_backward_filter", {x, g}, out, [x, g, p](const Tensor& h, const Needs& n) {
+      return Grads{n[0] ? conv_data_map(g, h, x.shape(), p) : Tensor(),
+                   n[1] ? conv_map(x, h, p) : Tensor()};
+    });
+  }
+  return out;
+}
+
+// The convolution of validated 4-D x [N, C, H, W] and w [K, C/groups, R, S]. Its backward
+// runs the kernels on the saved data, or, in a pass that creates a graph, the differentiable
+// maps above on x and w themselves.
 Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
-  const int64_t n = x.size(0), k = w.size(0);
-  const int64_t eff_r = p.dilation_h * (w.size(2) - 1) + 1;  // the dilated kernel's extent
-  const int64_t eff_s = p.dilation_w * (w.size(3) - 1) + 1;
-  const int64_t out_h = (x.size(2) + 2 * p.pad_h - eff_r) / p.stride_h + 1;
-  const int64_t out_w = (x.size(3) + 2 * p.pad_w - eff_s) / p.stride_w + 1;
   // The kernels read contiguous data; the tape keeps the original tensors as inputs.
   const Tensor xc = x.detach().contiguous();
   const Tensor wc = w.detach().contiguous();
   const Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
-  Tensor out = Tensor::empty({n, k, out_h, out_w}, x.options());
+  Tensor out = Tensor::empty(conv_out_shape(x.shape(), w.shape(), p), x.options());
   Backend& backend = detail::backend_of(out);
   backend.conv2d_forward(out, xc, wc, bc, p);
   if (needs_grad({&x, &w, &bias})) {
     std::vector<Tensor> inputs{x, w};
     if (bias.defined()) inputs.push_back(bias);
+    // xc is x's data cut from the tape; x itself is kept only for a graph-creating pass (it
+    // shares xc's storage unless x was not contiguous).
     record("conv2d", inputs, out,
-           [xc, ws = amp::SavedTensor(w), w_shape = w.shape(), p](const Tensor& g,
-                                                                  const Needs& needs) {
+           [x, xc, ws = amp::SavedTensor(w), w_shape = w.shape(), p](const Tensor& g,
+                                                                     const Needs& needs) {
              // g: [N, K, P, Q] like out.
+             Grads grads(needs.size());
+             if (needs.size() > 2 && needs[2]) grads[2] = g.sum({0, 2, 3});
+             if (GradMode::is_enabled()) {
+               if (needs[0]) grads[0] = conv_data_map(g, ws.get("conv2d"), x.shape(), p);
+               if (needs[1]) grads[1] = conv_filter_map(x, g, w_shape, p);
+               return grads;
+             }
              const Tensor gc = g.contiguous();
              Backend& be = detail::backend_of(gc);
-             Grads grads(needs.size());
              if (needs[0]) {
                grads[0] = Tensor::empty(xc.shape(), xc.options());
                be.conv2d_backward_data(grads[0], gc, ws.get("conv2d").contiguous(), p);
@@ -117,7 +181,6 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& bias, const Con
                grads[1] = Tensor::empty(w_shape, gc.options());
                be.conv2d_backward_filter(grads[1], gc, xc, p);
              }
-             if (needs.size() > 2 && needs[2]) grads[2] = gc.sum({0, 2, 3});
              return grads;
            });
   }

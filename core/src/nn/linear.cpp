@@ -85,17 +85,20 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     }
   }
   if (needs_grad({&x, &weight, &bias})) {
-    record("linear", {x, weight, bias}, out,
-           [x2, w = amp::SavedTensor(weight), x_shape = x.shape(), rows, out_features](
-               const Tensor& g, const Needs& n) {
-             // g2 [M, out]: grad_x = g2 @ w, grad_w = g2^T @ x2, grad_b = g2 summed over rows.
-             const Tensor g2 = g.reshape({rows, out_features});
-             Grads grads(3);
-             if (n[0]) grads[0] = matmul(g2, w.get("linear")).reshape(x_shape);
-             if (n[1]) grads[1] = matmul(g2.t(), x2);
-             if (n[2]) grads[2] = sum(g2, {0});
-             return grads;
-           });
+    record(
+        "linear", {x, weight, bias}, out,
+        [x, x2, w = amp::SavedTensor(weight), rows, out_features](const Tensor& g, const Needs& n) {
+          // g2 [M, out]: grad_x = g2 @ w, grad_w = g2^T @ x2, grad_b = g2 summed over rows.
+          // A pass that creates a graph reads x itself (x2 is cut from the tape).
+          const Tensor g2 = g.reshape({rows, out_features});
+          Grads grads(3);
+          if (n[0]) grads[0] = matmul(g2, w.get("linear")).reshape(x.shape());
+          if (n[1]) {
+            grads[1] = matmul(g2.t(), GradMode::is_enabled() ? x.reshape(x2.shape()) : x2);
+          }
+          if (n[2]) grads[2] = sum(g2, {0});
+          return grads;
+        });
   }
   return out;
 }
@@ -146,7 +149,17 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
                    grad, 0, flat, g.reshape({flat.numel(), dim}).contiguous());
              }
              if (padding) grad.select(0, *padding).zero_();
-             return Grads{grad};
+             // Linear in g: its own gradient looks the rows up again (none for the padding).
+             return Grads{autograd::linear_in_grad(
+                 "embedding_backward", g, grad,
+                 [flat, padding, g_shape = g.shape()](const Tensor& h) {
+                   Tensor rows = index_select(h, 0, flat);
+                   if (padding) {
+                     rows = mul(rows,
+                                ne(flat, static_cast<double>(*padding)).to(h.dtype()).unsqueeze(1));
+                   }
+                   return rows.reshape(g_shape);
+                 })};
            });
   }
   return out;

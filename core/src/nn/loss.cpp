@@ -194,7 +194,10 @@ Tensor bce_elementwise(const Tensor& probs, const Tensor& target) {
   Tensor out = neg(add(mul(y, log_p), mul(rsub(y, 1.0), log_1mp)));
   if (needs_grad({&probs, &target})) {
     record("binary_cross_entropy", {probs, target}, out,
-           [p, y, log_p, log_1mp](const Tensor& g, const Needs& n) {
+           [probs, target, log_p, log_1mp](const Tensor& g, const Needs& n) {
+             // A pass that creates a graph reads the inputs themselves, and their logs again.
+             const bool graph = GradMode::is_enabled();
+             const Tensor p = graph ? probs : probs.detach(), y = graph ? target : target.detach();
              Grads grads(2);
              // NOTE: (p - y) / (p (1 - p)), its denominator bounded below by PyTorch's EPSILON
              // (the float 1e-12f, so about 1e12 where p is exactly 0 or 1 - a saturated
@@ -204,7 +207,12 @@ Tensor bce_elementwise(const Tensor& probs, const Tensor& target) {
                const Tensor denom = clamp(mul(p, rsub(p, 1.0)), kEpsilon, std::nullopt);
                grads[0] = mul(g, div(sub(p, y), denom));
              }
-             if (n[1]) grads[1] = mul(g, sub(log_1mp, log_p));
+             if (n[1] && graph) {
+               grads[1] = mul(g, sub(clamp(log(rsub(p, 1.0)), -100.0, std::nullopt),
+                                     clamp(log(p), -100.0, std::nullopt)));
+             } else if (n[1]) {
+               grads[1] = mul(g, sub(log_1mp, log_p));
+             }
              return grads;
            });
   }

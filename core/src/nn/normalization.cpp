@@ -140,6 +140,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
              return Grads{need[0] ? grad_x.view(shape) : Tensor(), need[1] ? grad_w : Tensor(),
                           need[2] ? grad_b : Tensor()};
            });
+    autograd::mark_once_differentiable(out);
   }
   return out;
 }

@@ -142,6 +142,7 @@ std::pair<Tensor, Tensor> max_pool2d_4d(const Tensor& x, const Pool2dParams& p, 
              detail::backend_of(gc).max_pool2d_backward(grad_x, gc, indices, p);
              return Grads{grad_x};
            });
+    autograd::mark_once_differentiable(out);
   }
   return {out, indices};
 }
@@ -250,6 +251,7 @@ Tensor max_unpool2d_4d(const char* op, int64_t spatial, const Tensor& x, const T
              if (grad_x.numel() > 0) detail::backend_of(g3).gather(grad_x, g3, 2, index3);
              return Grads{grad_x.reshape(x_shape)};
            });
+    autograd::mark_once_differentiable(out);
   }
   return out;
 }
@@ -270,7 +272,11 @@ Tensor avg_pool2d_4d(const Tensor& x, const Pool2dParams& p, bool count_include_
              const Tensor gc = g.contiguous();
              Tensor grad_x = Tensor::empty(x_shape, gc.options());
              detail::backend_of(gc).avg_pool2d_backward(grad_x, gc, p, count_include_pad);
-             return Grads{grad_x};
+             // Linear in g: its own gradient is the pooling itself.
+             return Grads{autograd::linear_in_grad("avg_pool2d_backward", g, grad_x,
+                                                   [p, count_include_pad](const Tensor& h) {
+                                                     return avg_pool2d_4d(h, p, count_include_pad);
+                                                   })};
            });
   }
   return out;

@@ -174,6 +174,7 @@ StackResult run_stack(const RnnParams& params, const Tensor& x, const Tensor& hx
              for (size_t i = 0; i < dw.size(); ++i) grads.push_back(need[3 + i] ? dw[i] : Tensor());
              return grads;
            });
+    autograd::mark_once_differentiable(packed);
   }
   // Views of the recorded buffer: their gradients flow into its node.
   StackResult result;

@@ -228,6 +228,7 @@ Tensor index_put(const Tensor& x, const std::vector<Tensor>& indices, const Tens
              }
              return Grads{grad_x, grad_values};
            });
+    autograd::mark_once_differentiable(out);
   }
   return out;
 }

@@ -13,6 +13,7 @@ namespace {
 
 using autograd::needs_grad;
 using autograd::record;
+using autograd::saved_output;
 using autograd::sum_to;
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
@@ -150,7 +151,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
     record("div", {a, b}, out, [a, b, out = out.detach()](const Tensor& g, const Needs& n) {
       // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -out/b
       return Grads{n[0] ? sum_to(div(g, b), a.shape()) : Tensor(),
-                   n[1] ? sum_to(neg(div(mul(g, out), b)), b.shape()) : Tensor()};
+                   n[1] ? sum_to(neg(div(mul(g, saved_output(out)), b)), b.shape()) : Tensor()};
     });
   }
   return out;
@@ -169,7 +170,8 @@ Tensor pow(const Tensor& x, const Tensor& exponent) {
                grads[0] = sum_to(mul(g, mul(exponent, pow(x, sub(exponent, 1.0)))), x.shape());
              }
              if (n[1]) {  // x^y * log(x), taken as 0 where x == 0 (the limit for y > 0)
-               const Tensor term = where(eq(x, 0.0), zero_like_scalar(out), mul(out, log(x)));
+               const Tensor term =
+                   where(eq(x, 0.0), zero_like_scalar(out), mul(saved_output(out), log(x)));
                grads[1] = sum_to(mul(g, term), exponent.shape());
              }
              return grads;
@@ -283,7 +285,7 @@ Tensor rdiv(const Tensor& a, double b) {
   Tensor out = scalar_forward(BinaryOp::Div, a, b, true);
   if (needs_grad({&a})) {
     record("rdiv", {a}, out, [a, out = out.detach()](const Tensor& g, const Needs&) {
-      return Grads{neg(div(mul(g, out), a))};  // d(b/a)/da = -b/a^2 = -out/a
+      return Grads{neg(div(mul(g, saved_output(out)), a))};  // d(b/a)/da = -b/a^2 = -out/a
     });
   }
   return out;
@@ -406,7 +408,7 @@ Tensor exp(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Exp, x, "exp", true);
   if (needs_grad({&x})) {
     record("exp", {x}, out, [out = out.detach()](const Tensor& g, const Needs&) {
-      return Grads{mul(g, out)};
+      return Grads{mul(g, saved_output(out))};
     });
   }
   return out;
@@ -427,7 +429,7 @@ Tensor sqrt(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Sqrt, x, "sqrt", true);
   if (needs_grad({&x})) {
     record("sqrt", {x}, out, [out = out.detach()](const Tensor& g, const Needs&) {
-      return Grads{div(g, mul(out, 2.0))};
+      return Grads{div(g, mul(saved_output(out), 2.0))};
     });
   }
   return out;
@@ -440,7 +442,8 @@ Tensor reciprocal(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Reciprocal, x, "reciprocal", true);
   if (needs_grad({&x})) {
     record("reciprocal", {x}, out, [out = out.detach()](const Tensor& g, const Needs&) {
-      return Grads{neg(mul(g, mul(out, out)))};
+      const Tensor y = saved_output(out);
+      return Grads{neg(mul(g, mul(y, y)))};
     });
   }
   return out;

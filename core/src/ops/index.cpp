@@ -177,7 +177,10 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
                                                                            const Needs&) {
       Tensor grad = zeros(shape, g.options());
       if (g.numel() > 0) detail::backend_of(grad).index_add(grad, axis, flat_index, g.contiguous());
-      return Grads{grad};
+      // Linear in g: its own gradient selects the same rows.
+      return Grads{autograd::linear_in_grad(
+          "index_select_backward", g, grad,
+          [axis, flat_index](const Tensor& h) { return index_select(h, axis, flat_index); })};
     });
   }
   return out;
@@ -212,7 +215,12 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
         detail::backend_of(grad).scatter_add(grad, axis, contiguous_index,
                                              g.reshape(contiguous_index.shape()).contiguous());
       }
-      return Grads{grad.reshape(x_shape)};
+      // Linear in g: its own gradient gathers at the same positions.
+      return Grads{autograd::linear_in_grad(
+          "gather_backward", g, grad.reshape(x_shape),
+          [shape, axis, contiguous_index, g_shape = g.shape()](const Tensor& h) {
+            return gather(h.reshape(shape), axis, contiguous_index).reshape(g_shape);
+          })};
     });
   }
   return out;
@@ -232,6 +240,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
                  n[0] ? g : Tensor(),
                  n[1] ? scattered_src_grad(g, axis, contiguous_index, src_shape) : Tensor()};
            });
+    autograd::mark_once_differentiable(out);
   }
   return out;
 }
@@ -262,6 +271,7 @@ Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& 
                  n[0] ? zero_scattered(g, axis, contiguous_index) : Tensor(),
                  n[1] ? scattered_src_grad(g, axis, contiguous_index, src_shape) : Tensor()};
            });
+    autograd::mark_once_differentiable(out);
   }
   return out;
 }
@@ -278,6 +288,7 @@ Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, double value) 
     record("scatter", {x}, out, [axis, contiguous_index](const Tensor& g, const Needs&) {
       return Grads{zero_scattered(g, axis, contiguous_index)};
     });
+    autograd::mark_once_differentiable(out);
   }
   return out;
 }

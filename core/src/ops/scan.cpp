@@ -89,6 +89,7 @@ Tensor cumprod(const Tensor& x, int64_t dim) {
     record("cumprod", {x}, out, [x, out = out.detach(), axis](const Tensor& g, const Needs&) {
       return Grads{cumprod_backward(g, x, out, axis)};
     });
+    autograd::mark_once_differentiable(out);
   }
   return out;
 }

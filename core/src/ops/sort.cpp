@@ -40,7 +40,11 @@ void record_picked(const char* name, const Tensor& x, Tensor& values, const Tens
       detail::backend_of(grad).scatter_add(grad, axis, indices,
                                            g.reshape(indices.shape()).contiguous());
     }
-    return Grads{grad};
+    // Linear in g: its own gradient gathers at the same indices.
+    return Grads{autograd::linear_in_grad("sort_backward", g, grad,
+                                          [axis, indices, g_shape = g.shape()](const Tensor& h) {
+                                            return gather(h, axis, indices).reshape(g_shape);
+                                          })};
   });
 }
 

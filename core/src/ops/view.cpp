@@ -88,12 +88,15 @@ Tensor recorded(const char* name, const Tensor& in, Tensor out, Back back) {
 }
 
 // The gradient of a view that picks part of `shape`: zeros with `g` written where `pick`
-// selects.
+// selects. Linear in g, so its own gradient (double backward) is the pick itself.
 template <typename Pick>
 Tensor scatter_into_zeros(const Tensor& g, const Shape& shape, Pick pick) {
   Tensor grad = zeros(shape, g.options());
-  pick(grad).copy_(g);
-  return grad;
+  {
+    NoGradGuard no_grad;
+    pick(grad).copy_(g);
+  }
+  return autograd::linear_in_grad("view_backward", g, grad, pick);
 }
 
 }  // namespace
@@ -206,7 +209,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   return recorded("slice", *this,
                   detail::make_view(*this, new_shape, new_strides, offset() + lo * strides()[axis]),
                   [=](const Tensor& g) {
-                    return scatter_into_zeros(g, in_shape, [&](const Tensor& grad) {
+                    return scatter_into_zeros(g, in_shape, [=](const Tensor& grad) {
                       return grad.slice(axis, lo, hi, step);
                     });
                   });
@@ -239,9 +242,8 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   return recorded("select", *this,
                   detail::make_view(*this, new_shape, new_strides, offset() + i * strides()[axis]),
                   [=](const Tensor& g) {
-                    return scatter_into_zeros(g, in_shape, [&](const Tensor& grad) {
-                      return grad.select(axis, i);
-                    });
+                    return scatter_into_zeros(
+                        g, in_shape, [=](const Tensor& grad) { return grad.select(axis, i); });
                   });
 }
 

@@ -72,13 +72,14 @@ bool needs_low_precision(const std::vector<Tensor>& tensors);
 bool needs_float32(std::initializer_list<const Tensor*> tensors);
 std::vector<Tensor> cast_to_low_precision(const std::vector<Tensor>& tensors);
 
-// What an op's backward keeps of an input, detached. A parameter's autocast cast (returned by
-// cast_to_low_precision while its guard lives) is kept as the parameter itself and cast again
-// when the backward asks for it: the tape holds no low-precision copy of the weights (the
-// forward's copy is freed with the guard), and the backward pays one more cast. Anything else
-// is kept as it is. get() refuses, naming `op`, a parameter modified in place since the
-// forward (its cast would differ from the one the forward used).
-// Used by linear, conv1d/conv2d and the recurrent stacks.
+// What an op's backward keeps of an input (with its place on the tape, which a pass that
+// creates a graph differentiates through; other passes run with grad mode off). A parameter's
+// autocast cast (returned by cast_to_low_precision while its guard lives) is kept as the parameter
+// itself and cast again when the backward asks for it: the tape holds no low-precision copy of the
+// weights (the forward's copy is freed with the guard), and the backward pays one more cast.
+// Anything else is kept as it is. get() refuses, naming `op`, a parameter modified in place since
+// the forward (its cast would differ from the one the forward used). Used by linear, conv1d/conv2d
+// and the recurrent stacks.
 class SavedTensor {
  public:
   SavedTensor() = default;

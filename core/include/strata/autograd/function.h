@@ -28,8 +28,10 @@
 //     the tensor and both versions, not a silent wrong gradient;
 //   - outputs that need a gradient are floating tensors on one device with one dtype; integer
 //     outputs (indices) are non-differentiable by themselves.
-// NOTE: backward runs with grad mode off: gradients of a custom function's backward (double
-// backward) are not recorded.
+// NOTE: backward runs with grad mode off, except in a pass that creates a graph
+// (create_graph, autograd::grad): then the ops of backward are recorded, so a second
+// derivative flows through the saved inputs and grad_outputs it reads. Saved outputs are kept
+// without their node, so nothing flows back through them.
 #pragma once
 
 #include <cstdint>
