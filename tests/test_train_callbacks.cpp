@@ -245,12 +245,15 @@ TEST(TrainCallbacks, LRSchedulerStepPerEpochPerBatchAndOnPlateau) {
     nn::Sequential model = make_mlp(6);
     optim::SGD optimizer(model.parameters(), {.lr = 0.1});
     optim::StepLR scheduler(optimizer, 1, 0.5);
-    fit(model, nn::MSELoss{}, optimizer, dataset,
-        {.epochs = 2, .batch_size = 16,
-         .callbacks = {std::make_shared<LRSchedulerStep>(
-             scheduler, LRSchedulerStepOptions{.interval = StepInterval::Batch})},
-         .verbose = Verbosity::Silent});
+    History history = fit(model, nn::MSELoss{}, optimizer, dataset,
+                          {.epochs = 2,
+                           .batch_size = 16,
+                           .callbacks = {std::make_shared<LRSchedulerStep>(
+                               scheduler, LRSchedulerStepOptions{.interval = StepInterval::Batch})},
+                           .verbose = Verbosity::Silent});
     EXPECT_EQ(scheduler.last_epoch(), 8);
+    // The epoch line shows where the per-batch schedule got to: 4 and 8 halvings.
+    EXPECT_EQ(history.series("lr"), (std::vector<double>{0.1 / 16, 0.1 / 256}));
   }
   {
     nn::Sequential model = make_mlp(6);

@@ -12,6 +12,7 @@
 #include "../core/src/train/progress.h"
 #include "strata/data/dataset.h"
 #include "strata/train/fit.h"
+#include "strata/train/progress_bar.h"
 #include "test_util.h"
 
 namespace strata::train {
@@ -338,6 +339,29 @@ TEST(TrainFit, ProgressBarRedrawsAtMostTenTimesASecond) {
   EXPECT_NE(text.find("ETA "), std::string::npos);
   EXPECT_NE(text.find("2000 samples/s"), std::string::npos);  // 4000 samples in 2 s
   EXPECT_NE(text.find("] 1000/1000  2.0s  2000 samples/s  loss 0.2500"), std::string::npos);
+}
+
+TEST(TrainFit, PublicProgressBarForHandWrittenLoops) {
+  std::ostringstream lines;
+  ProgressBar log_bar(4, {.epochs = 2, .verbose = Verbosity::Lines, .output = &lines});
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    log_bar.epoch_begin(epoch);
+    for (int64_t step = 0; step < 4; ++step) log_bar.update(step, 8);
+    log_bar.epoch_end({{"loss", 0.5 / static_cast<double>(epoch + 1)}, {"seconds", 1.0}});
+  }
+  log_bar.message("done");
+  EXPECT_EQ(lines.str(),
+            "Epoch 1/2 - 4 steps - 1.0s - 32 samples/s - loss 0.5000\n"
+            "Epoch 2/2 - 4 steps - 1.0s - 32 samples/s - loss 0.2500\ndone\n");
+  std::ostringstream drawn;
+  ProgressBar bar(3, {.verbose = Verbosity::Bar, .output = &drawn});
+  bar.epoch_begin(0);
+  bar.update(0, 2, [] { return Logs{{"loss", 1.5}}; });
+  EXPECT_NE(drawn.str().find("\rEpoch 1/1 ["), std::string::npos);
+  EXPECT_NE(drawn.str().find("] 1/3  loss 1.5000"), std::string::npos);
+  bar.epoch_end({{"loss", 1.0}});
+  EXPECT_EQ(drawn.str().back(), '\n');
+  test::expect_error([] { ProgressBar bad(5, {.epochs = 0}); }, {"ProgressBar", "epochs"});
 }
 
 TEST(TrainFit, FormatsValuesAndDurations) {

@@ -33,5 +33,6 @@
 #include "strata/train/callbacks.h"
 #include "strata/train/fit.h"
 #include "strata/train/metrics.h"
+#include "strata/train/progress_bar.h"
 #include "strata/train/report.h"
 #include "strata/version.h"

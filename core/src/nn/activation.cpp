@@ -95,11 +95,11 @@ Tensor pointwise(Activation act, const char* name, const Tensor& x, double alpha
                const Tensor y = saved_out.defined() ? autograd::saved_output(saved_out) : Tensor();
                return Grads{mul(g, derivative(act, saved_in, y, alpha))};
              }
-             const Tensor in = saved_in.defined() ? contiguous_data(saved_in) : Tensor();
-             const Tensor& like = saved_out.defined() ? saved_out : in;
+             const Tensor data = saved_in.defined() ? contiguous_data(saved_in) : Tensor();
+             const Tensor& like = saved_out.defined() ? saved_out : data;
              Tensor grad = Tensor::empty(like.shape(), like.options());
              if (grad.numel() > 0) {
-               detail::backend_of(grad).activation_backward(act, grad, g.contiguous(), in,
+               detail::backend_of(grad).activation_backward(act, grad, g.contiguous(), data,
                                                             saved_out, alpha);
              }
              return Grads{grad};

@@ -215,4 +215,58 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   return x.dim() == 2 ? out.squeeze(0) : out;
 }
 
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride,
+                        Size2 padding, Size2 output_padding, int64_t groups, Size2 dilation) {
+  if (amp::needs_low_precision({&x, &weight, &bias})) {
+    return conv_transpose2d(amp::cast_to_low_precision(x), amp::cast_to_low_precision(weight),
+                            amp::cast_to_low_precision(bias), stride, padding, output_padding,
+                            groups, dilation);
+  }
+  const char* op = "conv_transpose2d";
+  detail::check_defined(x, op, "input");
+  detail::check_defined(weight, op, "weight");
+  STRATA_CHECK(x.dim() == 3 || x.dim() == 4, op,
+               ": expected a 3-D (unbatched) or 4-D (batched) input, got ",
+               operands(x, weight, bias));
+  STRATA_CHECK(weight.dim() == 4, op, ": expected a 4-D weight [in, out / groups, R, S], got ",
+               operands(x, weight, bias));
+  detail::check_same_device(x, weight, op);
+  if (bias.defined()) detail::check_same_device(x, bias, op);
+  STRATA_CHECK(is_floating(x.dtype()) && weight.dtype() == x.dtype() &&
+                   (!bias.defined() || bias.dtype() == x.dtype()),
+               op, ": expected floating tensors of one dtype, got ", operands(x, weight, bias));
+  STRATA_CHECK(groups >= 1, op, ": groups must be positive, got ", groups);
+  STRATA_CHECK(stride.h >= 1 && stride.w >= 1 && dilation.h >= 1 && dilation.w >= 1 &&
+                   padding.h >= 0 && padding.w >= 0,
+               op, ": stride and dilation must be positive and padding non-negative ",
+               operands(x, weight, bias));
+  const Tensor x4 = x.dim() == 3 ? x.unsqueeze(0) : x;
+  const int64_t in_channels = x4.size(1);
+  STRATA_CHECK(weight.size(0) == in_channels && in_channels % groups == 0, op, ": input has ",
+               in_channels, " channels but the weight expects ", weight.size(0),
+               " (to be split into ", groups, " groups) ", operands(x, weight, bias));
+  const int64_t out_channels = weight.size(1) * groups;
+  if (bias.defined()) {
+    STRATA_CHECK(bias.dim() == 1 && bias.size(0) == out_channels, op,
+                 ": expected a bias of shape [", out_channels, "] ", operands(x, weight, bias));
+  }
+  const bool padding_fits = output_padding.h >= 0 && output_padding.w >= 0 &&
+                            (output_padding.h < stride.h || output_padding.h < dilation.h) &&
+                            (output_padding.w < stride.w || output_padding.w < dilation.w);
+  STRATA_CHECK(padding_fits, op, ": output_padding (", output_padding.h, ", ", output_padding.w,
+               ") must be non-negative and smaller than either stride or dilation");
+  const int64_t out_h = (x4.size(2) - 1) * stride.h - 2 * padding.h +
+                        dilation.h * (weight.size(2) - 1) + output_padding.h + 1;
+  const int64_t out_w = (x4.size(3) - 1) * stride.w - 2 * padding.w +
+                        dilation.w * (weight.size(3) - 1) + output_padding.w + 1;
+  STRATA_CHECK(out_h >= 1 && out_w >= 1, op, ": the output would be ", out_h, "x", out_w, " ",
+               operands(x, weight, bias));
+  // The conv2d whose input gradient this is: weight [C_in, C_out / groups, R, S] is its
+  // [K, C / groups, R, S], and x its output gradient.
+  const Conv2dParams p{stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups};
+  Tensor out = conv_data_map(x4, weight, {x4.size(0), out_channels, out_h, out_w}, p);
+  if (bias.defined()) out = add(out, bias.reshape({1, out_channels, 1, 1}));
+  return x.dim() == 3 ? out.squeeze(0) : out;
+}
+
 }  // namespace strata::nn::functional

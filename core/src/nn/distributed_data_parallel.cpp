@@ -262,8 +262,8 @@ void DistributedDataParallel::finish_backward() {
 // ---- SyncBatchNorm ---------------------------------------------------------------------------
 
 SyncBatchNorm::SyncBatchNorm(int64_t features, std::shared_ptr<distributed::ProcessGroup> group,
-                             double epsilon, double running_momentum, bool with_affine,
-                             bool track_running)
+                             double epsilon, std::optional<double> running_momentum,
+                             bool with_affine, bool track_running)
     : BatchNorm("SyncBatchNorm", 2, 5, features, epsilon, running_momentum, with_affine,
                 track_running),
       group_(std::move(group)) {
@@ -301,9 +301,10 @@ Tensor SyncBatchNorm::forward(const Tensor& input) {
   if (affine) out = add(mul(out, weight.reshape(per_channel)), bias.reshape(per_channel));
   if (track_running_stats) {
     NoGradGuard no_grad;
-    running_mean.mul_(1.0 - momentum).add_(mul(mean.detach(), momentum));
-    running_var.mul_(1.0 - momentum).add_(mul(var.detach(), momentum * n / (n - 1)));
     num_batches_tracked.add_(ones({}, TensorOptions(kInt64).device(input.device())));
+    const double factor = running_factor();
+    running_mean.mul_(1.0 - factor).add_(mul(mean.detach(), factor));
+    running_var.mul_(1.0 - factor).add_(mul(var.detach(), factor * n / (n - 1)));
   }
   return out;
 }

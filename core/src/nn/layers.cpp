@@ -239,6 +239,48 @@ Tensor Conv2d::forward(const Tensor& input) {
   return F::conv2d(input, weight, bias, stride, padding, dilation, groups);
 }
 
+ConvTranspose2d::ConvTranspose2d(int64_t in_channels_, int64_t out_channels_, Size2 kernel_size_,
+                                 Size2 stride_, Size2 padding_, Size2 output_padding_,
+                                 int64_t groups_, bool with_bias, Size2 dilation_)
+    : Module("ConvTranspose2d"),
+      in_channels(in_channels_),
+      out_channels(out_channels_),
+      kernel_size(kernel_size_),
+      stride(stride_),
+      padding(padding_),
+      output_padding(output_padding_),
+      groups(groups_),
+      dilation(dilation_) {
+  check_conv_sizes("ConvTranspose2d", in_channels, out_channels, groups);
+  STRATA_CHECK(kernel_size.h > 0 && kernel_size.w > 0,
+               "ConvTranspose2d: kernel_size must be positive, got ", size2_str(kernel_size));
+  // PyTorch's fan-in for this layout: weight.size(1) * R * S.
+  weight = register_parameter(
+      "weight", default_weight({in_channels, out_channels / groups, kernel_size.h, kernel_size.w}));
+  if (with_bias) {
+    bias = register_parameter(
+        "bias", default_bias(out_channels, out_channels / groups * kernel_size.h * kernel_size.w));
+  }
+}
+
+Tensor ConvTranspose2d::forward(const Tensor& input) {
+  return F::conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation);
+}
+
+std::string ConvTranspose2d::extra_repr() const {
+  std::string s = repr(in_channels, ", ", out_channels, ", kernel_size=", size2_str(kernel_size),
+                       ", stride=", size2_str(stride));
+  if (padding.h != 0 || padding.w != 0) s += repr(", padding=", size2_str(padding));
+  if (output_padding.h != 0 || output_padding.w != 0) {
+    s += repr(", output_padding=", size2_str(output_padding));
+  }
+  if (dilation.h != 1 || dilation.w != 1) s += repr(", dilation=", size2_str(dilation));
+  if (groups != 1) s += repr(", groups=", groups);
+  if (!bias.defined()) s += ", bias=false";
+  return s;
+}
+
 std::string Conv2d::extra_repr() const {
   std::string s = repr(in_channels, ", ", out_channels, ", kernel_size=", size2_str(kernel_size),
                        ", stride=", size2_str(stride));
@@ -359,6 +401,34 @@ std::string AdaptiveAvgPool2d::extra_repr() const {
   return repr("output_size=", size2_str(output_size));
 }
 
+AdaptiveMaxPool2d::AdaptiveMaxPool2d(Size2 output_size_)
+    : Module("AdaptiveMaxPool2d"), output_size(output_size_) {}
+
+Tensor AdaptiveMaxPool2d::forward(const Tensor& input) {
+  return F::adaptive_max_pool2d(input, output_size);
+}
+
+std::string AdaptiveMaxPool2d::extra_repr() const {
+  return repr("output_size=", size2_str(output_size));
+}
+
+Upsample::Upsample(F::InterpolateOptions options_)
+    : Module("Upsample"), options(std::move(options_)) {
+  STRATA_CHECK(options.size.has_value() != options.scale_factor.has_value(),
+               "Upsample: give exactly one of size and scale_factor");
+}
+
+Tensor Upsample::forward(const Tensor& input) { return F::interpolate(input, options); }
+
+std::string Upsample::extra_repr() const {
+  std::string s = options.size ? repr("size=", size2_str(*options.size))
+                               : repr("scale_factor=(", options.scale_factor->h, ", ",
+                                      options.scale_factor->w, ")");
+  s += options.mode == F::InterpolateMode::Nearest ? ", mode=nearest" : ", mode=bilinear";
+  if (options.align_corners) s += ", align_corners=true";
+  return s;
+}
+
 // ---- reshaping and regularization ---------------------------------------------------------
 
 Flatten::Flatten(int64_t start_dim_, int64_t end_dim_)
@@ -383,13 +453,21 @@ std::string Dropout::extra_repr() const { return repr("p=", p); }
 // ---- normalization ------------------------------------------------------------------------
 
 BatchNorm::BatchNorm(const char* type_name, int64_t rank_low, int64_t rank_high,
-                     int64_t num_features_, double eps_, double momentum_, bool affine_,
-                     bool track_running_stats_)
-    : Module(type_name), num_features(num_features_), eps(eps_), momentum(momentum_),
-      affine(affine_), track_running_stats(track_running_stats_), rank_low_(rank_low),
+                     int64_t num_features_, double eps_, std::optional<double> momentum_,
+                     bool affine_, bool track_running_stats_)
+    : Module(type_name),
+      num_features(num_features_),
+      eps(eps_),
+      momentum(momentum_),
+      affine(affine_),
+      track_running_stats(track_running_stats_),
+      rank_low_(rank_low),
       rank_high_(rank_high) {
   STRATA_CHECK(num_features > 0, type_name, ": num_features must be positive, got ",
                num_features);
+  STRATA_CHECK(!momentum || (*momentum >= 0.0 && *momentum <= 1.0), type_name,
+               ": momentum must be in [0, 1] (or std::nullopt for a cumulative average), got ",
+               momentum.value_or(0.0));
   if (affine) {
     weight = register_parameter("weight", ones({num_features}));
     bias = register_parameter("bias", zeros({num_features}));
@@ -416,12 +494,21 @@ Tensor BatchNorm::forward(const Tensor& input) {
     num_batches_tracked.add_(ones({}, TensorOptions(kInt64).device(input.device())));
   }
   return F::batch_norm(input, track_running_stats ? running_mean : Tensor(),
-                       track_running_stats ? running_var : Tensor(), weight, bias,
-                       use_batch_stats, momentum, eps);
+                       track_running_stats ? running_var : Tensor(), weight, bias, use_batch_stats,
+                       is_training() && track_running_stats ? running_factor() : 0.0, eps);
+}
+
+double BatchNorm::running_factor() const {
+  if (momentum) return *momentum;
+  // One small read of the count (a device-to-host copy on CUDA), only without a momentum.
+  const auto batches = num_batches_tracked.item<int64_t>();
+  return batches > 0 ? 1.0 / static_cast<double>(batches) : 0.0;
 }
 
 std::string BatchNorm::extra_repr() const {
-  return repr(num_features, ", eps=", eps, ", momentum=", momentum, ", affine=", bool_str(affine),
+  const std::string momentum_text = momentum ? repr(*momentum) : std::string("None");
+  return repr(num_features, ", eps=", eps, ", momentum=", momentum_text,
+              ", affine=", bool_str(affine),
               ", track_running_stats=", bool_str(track_running_stats));
 }
 

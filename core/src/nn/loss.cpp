@@ -197,19 +197,20 @@ Tensor bce_elementwise(const Tensor& probs, const Tensor& target) {
            [probs, target, log_p, log_1mp](const Tensor& g, const Needs& n) {
              // A pass that creates a graph reads the inputs themselves, and their logs again.
              const bool graph = GradMode::is_enabled();
-             const Tensor p = graph ? probs : probs.detach(), y = graph ? target : target.detach();
+             const Tensor pv = graph ? probs : probs.detach();
+             const Tensor yv = graph ? target : target.detach();
              Grads grads(2);
              // NOTE: (p - y) / (p (1 - p)), its denominator bounded below by PyTorch's EPSILON
              // (the float 1e-12f, so about 1e12 where p is exactly 0 or 1 - a saturated
              // sigmoid - instead of NaN).
              if (n[0]) {
                constexpr double kEpsilon = static_cast<double>(1e-12f);
-               const Tensor denom = clamp(mul(p, rsub(p, 1.0)), kEpsilon, std::nullopt);
-               grads[0] = mul(g, div(sub(p, y), denom));
+               const Tensor denom = clamp(mul(pv, rsub(pv, 1.0)), kEpsilon, std::nullopt);
+               grads[0] = mul(g, div(sub(pv, yv), denom));
              }
              if (n[1] && graph) {
-               grads[1] = mul(g, sub(clamp(log(rsub(p, 1.0)), -100.0, std::nullopt),
-                                     clamp(log(p), -100.0, std::nullopt)));
+               grads[1] = mul(g, sub(clamp(log(rsub(pv, 1.0)), -100.0, std::nullopt),
+                                     clamp(log(pv), -100.0, std::nullopt)));
              } else if (n[1]) {
                grads[1] = mul(g, sub(log_1mp, log_p));
              }

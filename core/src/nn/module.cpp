@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -39,6 +40,46 @@ std::string with_thousands(int64_t n) {
   return out;
 }
 
+std::atomic<UnregisteredCheck> g_unregistered_check{
+#ifdef NDEBUG
+    UnregisteredCheck::Off
+#else
+    UnregisteredCheck::Warn
+#endif
+};
+
+// The modules whose operator() is running on this thread, outermost first.
+thread_local std::vector<Module*> t_calls;
+
+class CallScope {
+ public:
+  explicit CallScope(Module* module) { t_calls.push_back(module); }
+  ~CallScope() { t_calls.pop_back(); }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+};
+
+// See UnregisteredCheck: `callee`, about to run inside another module's forward, must be
+// registered somewhere under the outermost module being called.
+void check_registered(Module* callee) {
+  const UnregisteredCheck mode = g_unregistered_check.load(std::memory_order_relaxed);
+  if (mode == UnregisteredCheck::Off || t_calls.empty()) return;
+  Module* root = t_calls.front();
+  for (const auto& entry : root->named_modules()) {
+    if (entry.second == callee) return;
+  }
+  std::ostringstream message;
+  message << "nn::Module: a " << callee->type_name() << " was called inside the forward of "
+          << t_calls.back()->type_name() << " but is not registered under " << root->type_name()
+          << ", the module being called: its parameters are missing from parameters() and "
+             "state_dict(), so they are never trained or saved; register it with "
+             "register_module in the constructor";
+  if (mode == UnregisteredCheck::Throw) throw Error(message.str());
+  static std::mutex mutex;
+  static std::set<const Module*> warned;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (warned.insert(callee).second) std::fprintf(stderr, "warning: %s\n", message.str().c_str());
+}
 }  // namespace
 
 Module::Module(std::string type_name) : type_name_(std::move(type_name)) {}
@@ -50,7 +91,17 @@ Tensor Module::forward(const Tensor& input) {
   return Tensor();
 }
 
+void set_unregistered_check(UnregisteredCheck mode) {
+  g_unregistered_check.store(mode, std::memory_order_relaxed);
+}
+
+UnregisteredCheck unregistered_check() {
+  return g_unregistered_check.load(std::memory_order_relaxed);
+}
+
 Tensor Module::operator()(const Tensor& input) {
+  check_registered(this);
+  const CallScope scope(this);
   if (forward_pre_hooks_.empty() && forward_hooks_.empty()) {
     Tensor out = forward(input);
     if (t_summary_rows != nullptr && out.defined()) t_summary_rows->push_back({this, out.shape()});

@@ -408,4 +408,41 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
   return matmul(matmul(a_h, x), a_w_t);
 }
 
+Tensor adaptive_max_pool2d(const Tensor& x, Size2 output_size) {
+  const char* op = "adaptive_max_pool2d";
+  detail::check_defined(x, op, "input");
+  STRATA_CHECK(x.dim() == 3 || x.dim() == 4, op,
+               ": expected a 3-D (unbatched) or 4-D (batched) input, got ", detail::describe(x));
+  STRATA_CHECK(is_floating(x.dtype()), op,
+               ": expected a floating input (f32, f64, f16 or bf16), got ", detail::describe(x));
+  STRATA_CHECK(output_size.h >= 1 && output_size.w >= 1, op, ": output_size must be >= 1, got ",
+               output_size.h, "x", output_size.w, " (input ", detail::describe(x), ")");
+  const int64_t in_h = x.size(-2), in_w = x.size(-1);
+  STRATA_CHECK(in_h >= 1 && in_w >= 1, op, ": expected a non-empty spatial size, got ",
+               detail::describe(x));
+  if (in_h % output_size.h == 0 && in_w % output_size.w == 0) {
+    // Equal windows that tile the input: plain max pooling.
+    const Size2 window{in_h / output_size.h, in_w / output_size.w};
+    return max_pool2d(x, window, window);
+  }
+  // Window i along an axis: [floor(i * size / out), ceil((i + 1) * size / out)).
+  const auto window = [](int64_t i, int64_t out, int64_t size) {
+    const int64_t begin = i * size / out;
+    return std::pair<int64_t, int64_t>{begin, ((i + 1) * size + out - 1) / out - begin};
+  };
+  const int64_t h_axis = x.dim() - 2;
+  std::vector<Tensor> rows;
+  for (int64_t i = 0; i < output_size.h; ++i) {
+    const auto [top, height] = window(i, output_size.h, in_h);
+    const Tensor band = max(x.narrow(h_axis, top, height), {h_axis});  // [..., W]
+    std::vector<Tensor> cells;
+    for (int64_t j = 0; j < output_size.w; ++j) {
+      const auto [left, width] = window(j, output_size.w, in_w);
+      cells.push_back(max(band.narrow(h_axis, left, width), {h_axis}, /*keepdim=*/true));
+    }
+    rows.push_back(cat(cells, h_axis).unsqueeze(h_axis));  // [..., 1, out_w]
+  }
+  return cat(rows, h_axis);
+}
+
 }  // namespace strata::nn::functional

@@ -399,9 +399,6 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
     model.train(true);
     for (auto& metric : train_metrics) metric->reset();
     for (const auto& callback : options.callbacks) callback->on_epoch_begin(context);
-    // The first group's lr as the epoch starts (after callbacks that set it there); per-batch
-    // scheduling may move it within the epoch.
-    const double epoch_lr = optimizer.param_groups().front().lr();
     progress.epoch_begin(epoch, options.epochs, context.steps);
 
     // The shuffle order is a function of (seed, epoch): set it rather than rely on the
@@ -460,6 +457,10 @@ History fit(nn::Module& model, LossFn loss, optim::Optimizer& optimizer,
       });
       ++step;
     }
+    // The first group's lr at the end of the epoch's batches: the one they all used under a
+    // per-epoch schedule (which steps after the logs), the last one reached under a per-batch
+    // schedule.
+    const double epoch_lr = optimizer.param_groups().front().lr();
 
     Logs logs;
     const std::vector<double> totals =

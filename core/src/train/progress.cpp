@@ -12,6 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "strata/error.h"
+#include "strata/train/progress_bar.h"
+
 namespace strata::train::detail {
 
 namespace {
@@ -189,3 +192,37 @@ void Progress::message(const std::string& text) {
 }
 
 }  // namespace strata::train::detail
+
+namespace strata::train {
+
+struct ProgressBar::Display {
+  detail::Progress progress;
+};
+
+ProgressBar::ProgressBar(int64_t steps, ProgressBarOptions options)
+    : steps_(steps), epochs_(options.epochs) {
+  STRATA_CHECK(steps >= 0, "ProgressBar: steps must be non-negative, got ", steps);
+  STRATA_CHECK(options.epochs >= 1, "ProgressBar: epochs must be at least 1, got ", options.epochs);
+  std::ostream& output = options.output != nullptr ? *options.output : std::cout;
+  display_ = std::make_unique<Display>(
+      Display{detail::Progress(output, detail::resolve_verbosity(options.verbose, &output))});
+}
+
+ProgressBar::~ProgressBar() = default;
+
+void ProgressBar::epoch_begin(int64_t epoch) {
+  samples_ = 0;
+  display_->progress.epoch_begin(epoch, epochs_, steps_);
+}
+
+void ProgressBar::update(int64_t step, int64_t batch_size,
+                         const std::function<Logs()>& running_logs) {
+  samples_ += batch_size;
+  display_->progress.batch_end(step, samples_, running_logs);
+}
+
+void ProgressBar::epoch_end(const Logs& logs) { display_->progress.epoch_end(logs); }
+
+void ProgressBar::message(const std::string& text) { display_->progress.message(text); }
+
+}  // namespace strata::train

@@ -110,8 +110,8 @@ class DistributedDataParallel : public Module {
 class SyncBatchNorm : public BatchNorm {
  public:
   SyncBatchNorm(int64_t features, std::shared_ptr<distributed::ProcessGroup> group,
-                double epsilon = 1e-5, double running_momentum = 0.1, bool with_affine = true,
-                bool track_running = true);
+                double epsilon = 1e-5, std::optional<double> running_momentum = 0.1,
+                bool with_affine = true, bool track_running = true);
   Tensor forward(const Tensor& input) override;
 
  private:

@@ -47,6 +47,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // x [N, C, L] (or unbatched [C, L]), weight [K, C / groups, R], bias [K] or undefined.
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
+// The transposed convolution ("deconvolution"): the gradient of conv2d with respect to its
+// input, as a layer. x [N, C_in, H, W] (or unbatched [C_in, H, W]), weight [C_in,
+// C_out / groups, R, S] (PyTorch's layout), bias [C_out] or undefined. Output H' = (H - 1) *
+// stride - 2 * padding + dilation * (R - 1) + output_padding + 1 (W' likewise); output_padding
+// (smaller than stride or dilation) picks among the sizes a strided conv2d maps to H.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        Size2 stride = 1, Size2 padding = 0, Size2 output_padding = 0,
+                        int64_t groups = 1, Size2 dilation = 1);
 // x [N, C, H, W] (or unbatched [C, H, W]), weight [K, C / groups, R, S], bias [K] or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
@@ -94,6 +102,37 @@ Tensor avg_pool2d(const Tensor& x, Size2 kernel_size, std::optional<Size2> strid
 // Output [N, C, output_size.h, output_size.w] whatever the input size; window i along an axis
 // of length L covers [floor(i * L / out), ceil((i + 1) * L / out)), as PyTorch's.
 Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size);
+// The maximum over the same windows as adaptive_avg_pool2d. Output [N, C, output_size.h,
+// output_size.w]. Where the output size divides the input size it is max_pool2d (whose
+// gradient goes to one maximum); otherwise a max per window (which shares it among ties).
+Tensor adaptive_max_pool2d(const Tensor& x, Size2 output_size);
+
+// ---- resizing ---------------------------------------------------------------------------------
+enum class InterpolateMode { Nearest, Bilinear };
+
+// A scale per spatial axis; one number scales both.
+struct Scale2 {
+  double h = 1.0, w = 1.0;
+  Scale2(double both) : h(both), w(both) {}  // NOLINT(google-explicit-constructor)
+  Scale2(double height, double width) : h(height), w(width) {}
+};
+
+// What interpolate does: exactly one of size (the output's H and W) and scale_factor (the
+// output is floor(input size * scale)).
+struct InterpolateOptions {
+  std::optional<Size2> size = std::nullopt;
+  std::optional<Scale2> scale_factor = std::nullopt;
+  InterpolateMode mode = InterpolateMode::Nearest;
+  // Bilinear only: whether the corner pixels of input and output line up (PyTorch's
+  // align_corners); otherwise pixel centers are mapped, as PyTorch's default.
+  bool align_corners = false;
+};
+
+// Resizes x [N, C, H, W] (or unbatched [C, H, W]) as PyTorch's F.interpolate (nearest, or
+// bilinear with either corner rule). Nearest picks rows and columns (index_select); bilinear
+// is separable, A_h @ x @ A_w^T with constant interpolation matrices. Both are differentiable
+// to any order. `F::interpolate(x, {.scale_factor = 2.0})`.
+Tensor interpolate(const Tensor& x, const InterpolateOptions& options);
 
 // ---- normalization --------------------------------------------------------------------------
 // x [N, C] or [N, C, *]. In training, normalizes with the batch statistics and, when

@@ -141,12 +141,108 @@ class ModuleDict : public Module {
   }
 };
 
+// ---- options -------------------------------------------------------------------------------
+// Every layer with more than one setting also takes an options struct, for designated
+// initializers that name each argument (C++20):
+//   nn::Conv2d conv({.in = 3, .out = 16, .kernel = 3, .padding = 1, .bias = false});
+// A misspelled field is a compile error. The positional constructors stay; the defaults are
+// the same. Layers with one setting (Dropout, LeakyReLU, Softmax, ...) take just that.
+// NOTE: a pooling kernel as a bare braced pair, MaxPool2d({2, 3}), would read as either form;
+// write MaxPool2d(Size2(2, 3)) or MaxPool2d({.kernel = {2, 3}}).
+
+struct LinearOptions {
+  int64_t in = 0, out = 0;
+  bool bias = true;
+};
+
+struct EmbeddingOptions {
+  int64_t num_embeddings = 0, embedding_dim = 0;
+  std::optional<int64_t> padding_idx = std::nullopt;
+};
+
+struct Conv1dOptions {
+  int64_t in = 0, out = 0, kernel = 0;
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  bool bias = true;
+};
+
+struct Conv2dOptions {
+  int64_t in = 0, out = 0;
+  Size2 kernel = 0, stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+struct ConvTranspose2dOptions {
+  int64_t in = 0, out = 0;
+  Size2 kernel = 0, stride = 1, padding = 0, output_padding = 0;
+  int64_t groups = 1;
+  bool bias = true;
+  Size2 dilation = 1;
+};
+
+struct MaxPool1dOptions {
+  int64_t kernel = 0;
+  std::optional<int64_t> stride = std::nullopt;  // the kernel size when not given
+  int64_t padding = 0, dilation = 1;
+  bool ceil_mode = false;
+};
+
+struct MaxPool2dOptions {
+  Size2 kernel = 0;
+  std::optional<Size2> stride = std::nullopt;  // the kernel size when not given
+  Size2 padding = 0, dilation = 1;
+  bool ceil_mode = false;
+};
+
+struct AvgPool1dOptions {
+  int64_t kernel = 0;
+  std::optional<int64_t> stride = std::nullopt;
+  int64_t padding = 0;
+  bool count_include_pad = true;
+};
+
+struct AvgPool2dOptions {
+  Size2 kernel = 0;
+  std::optional<Size2> stride = std::nullopt;
+  Size2 padding = 0;
+  bool count_include_pad = true;
+};
+
+// BatchNorm1d / BatchNorm2d; momentum std::nullopt gives a cumulative average.
+struct BatchNormOptions {
+  int64_t features = 0;
+  double eps = 1e-5;
+  std::optional<double> momentum = 0.1;
+  bool affine = true, track_running_stats = true;
+};
+
+struct LayerNormOptions {
+  Shape shape;
+  double eps = 1e-5;
+  bool affine = true;
+};
+
+struct GroupNormOptions {
+  int64_t groups = 0, channels = 0;
+  double eps = 1e-5;
+  bool affine = true;
+};
+
+// InstanceNorm1d / InstanceNorm2d.
+struct InstanceNormOptions {
+  int64_t features = 0;
+  double eps = 1e-5;
+  bool affine = false;
+};
+
 // ---- linear layers ------------------------------------------------------------------------
 
 // y = x Wᵀ + b over the last axis. W [out, in] and b [out] start uniform in ±1/sqrt(in).
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  explicit Linear(const LinearOptions& o) : Linear(o.in, o.out, o.bias) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
 
@@ -173,11 +269,13 @@ class Embedding : public Module {
  public:
   Embedding(int64_t num_embeddings, int64_t embedding_dim,
             std::optional<int64_t> padding_idx = std::nullopt);
+  explicit Embedding(const EmbeddingOptions& o)
+      : Embedding(o.num_embeddings, o.embedding_dim, o.padding_idx) {}
   Tensor forward(const Tensor& indices) override;
   std::string extra_repr() const override;
 
   int64_t num_embeddings, embedding_dim;
-  std::optional<int64_t> padding_idx;
+  std::optional<int64_t> padding_idx = std::nullopt;
   Tensor weight;
 };
 
@@ -189,6 +287,8 @@ class Conv1d : public Module {
  public:
   Conv1d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
          int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1, bool bias = true);
+  explicit Conv1d(const Conv1dOptions& o)
+      : Conv1d(o.in, o.out, o.kernel, o.stride, o.padding, o.dilation, o.groups, o.bias) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
 
@@ -201,12 +301,34 @@ class Conv2d : public Module {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Size2 stride = 1,
          Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1, bool bias = true);
+  explicit Conv2d(const Conv2dOptions& o)
+      : Conv2d(o.in, o.out, o.kernel, o.stride, o.padding, o.dilation, o.groups, o.bias) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
 
   int64_t in_channels, out_channels;
   Size2 kernel_size, stride, padding, dilation;
   int64_t groups;
+  Tensor weight, bias;
+};
+
+// The transposed convolution (functional::conv_transpose2d): weight [in_channels,
+// out_channels / groups, R, S], initialized as PyTorch's ConvTranspose2d.
+class ConvTranspose2d : public Module {
+ public:
+  ConvTranspose2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Size2 stride = 1,
+                  Size2 padding = 0, Size2 output_padding = 0, int64_t groups = 1, bool bias = true,
+                  Size2 dilation = 1);
+  explicit ConvTranspose2d(const ConvTranspose2dOptions& o)
+      : ConvTranspose2d(o.in, o.out, o.kernel, o.stride, o.padding, o.output_padding, o.groups,
+                        o.bias, o.dilation) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels;
+  Size2 kernel_size, stride, padding, output_padding;
+  int64_t groups;
+  Size2 dilation;
   Tensor weight, bias;
 };
 
@@ -218,6 +340,8 @@ class MaxPool1d : public Module {
  public:
   explicit MaxPool1d(int64_t kernel_size, std::optional<int64_t> stride = {},
                      int64_t padding = 0, int64_t dilation = 1, bool ceil_mode = false);
+  explicit MaxPool1d(const MaxPool1dOptions& o)
+      : MaxPool1d(o.kernel, o.stride, o.padding, o.dilation, o.ceil_mode) {}
   Tensor forward(const Tensor& input) override;
   std::pair<Tensor, Tensor> forward_with_indices(const Tensor& input);
   std::string extra_repr() const override;
@@ -229,6 +353,8 @@ class MaxPool2d : public Module {
  public:
   explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0,
                      Size2 dilation = 1, bool ceil_mode = false);
+  explicit MaxPool2d(const MaxPool2dOptions& o)
+      : MaxPool2d(o.kernel, o.stride, o.padding, o.dilation, o.ceil_mode) {}
   Tensor forward(const Tensor& input) override;
   std::pair<Tensor, Tensor> forward_with_indices(const Tensor& input);
   std::string extra_repr() const override;
@@ -265,6 +391,8 @@ class AvgPool1d : public Module {
  public:
   explicit AvgPool1d(int64_t kernel_size, std::optional<int64_t> stride = {},
                      int64_t padding = 0, bool count_include_pad = true);
+  explicit AvgPool1d(const AvgPool1dOptions& o)
+      : AvgPool1d(o.kernel, o.stride, o.padding, o.count_include_pad) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
   int64_t kernel_size, stride, padding;
@@ -275,6 +403,8 @@ class AvgPool2d : public Module {
  public:
   explicit AvgPool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0,
                      bool count_include_pad = true);
+  explicit AvgPool2d(const AvgPool2dOptions& o)
+      : AvgPool2d(o.kernel, o.stride, o.padding, o.count_include_pad) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
   Size2 kernel_size, stride, padding;
@@ -287,6 +417,24 @@ class AdaptiveAvgPool2d : public Module {
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
   Size2 output_size;
+};
+
+class AdaptiveMaxPool2d : public Module {
+ public:
+  explicit AdaptiveMaxPool2d(Size2 output_size);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Size2 output_size;
+};
+
+// Resizing (functional::interpolate): `nn::Upsample({.scale_factor = 2.0, .mode =
+// F::InterpolateMode::Bilinear})`.
+class Upsample : public Module {
+ public:
+  explicit Upsample(functional::InterpolateOptions options);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  functional::InterpolateOptions options;
 };
 
 // ---- reshaping and regularization ---------------------------------------------------------
@@ -315,22 +463,31 @@ class Dropout : public Module {
 
 // Batch normalization over channels: BatchNorm1d takes [N, C] or [N, C, L], BatchNorm2d
 // [N, C, H, W]. Buffers running_mean (0), running_var (1) and num_batches_tracked, as
-// PyTorch's; weight starts at 1 and bias at 0.
+// PyTorch's; weight starts at 1 and bias at 0. The running statistics move by `momentum` per
+// training batch, or, with momentum = std::nullopt, are the cumulative average of every batch
+// so far (PyTorch's momentum=None). track_running_stats = false keeps none: batch statistics
+// in evaluation too.
+// NOTE: freeze() stops the weight and bias from training, not the running statistics: a
+// frozen BatchNorm in train mode still updates them (call eval() on it to keep them fixed).
 class BatchNorm : public Module {
  public:
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
 
   int64_t num_features;
-  double eps, momentum;
+  double eps;
+  std::optional<double> momentum;
   bool affine, track_running_stats;
   Tensor weight, bias;                                       // undefined unless affine
   Tensor running_mean, running_var, num_batches_tracked;     // undefined unless tracked
 
  protected:
   BatchNorm(const char* type_name, int64_t expected_rank_low, int64_t expected_rank_high,
-            int64_t num_features, double eps, double momentum, bool affine,
+            int64_t num_features, double eps, std::optional<double> momentum, bool affine,
             bool track_running_stats);
+  // The weight of the current batch in the running statistics: momentum, or 1 / the number of
+  // batches tracked (after counting this one) for a cumulative average.
+  double running_factor() const;
 
  private:
   int64_t rank_low_, rank_high_;
@@ -338,24 +495,31 @@ class BatchNorm : public Module {
 
 class BatchNorm1d : public BatchNorm {
  public:
-  explicit BatchNorm1d(int64_t features, double epsilon = 1e-5, double running_momentum = 0.1,
-                       bool with_affine = true, bool track_running = true)
+  explicit BatchNorm1d(int64_t features, double epsilon = 1e-5,
+                       std::optional<double> running_momentum = 0.1, bool with_affine = true,
+                       bool track_running = true)
       : BatchNorm("BatchNorm1d", 2, 3, features, epsilon, running_momentum, with_affine,
                   track_running) {}
+  explicit BatchNorm1d(const BatchNormOptions& o)
+      : BatchNorm1d(o.features, o.eps, o.momentum, o.affine, o.track_running_stats) {}
 };
 
 class BatchNorm2d : public BatchNorm {
  public:
-  explicit BatchNorm2d(int64_t features, double epsilon = 1e-5, double running_momentum = 0.1,
-                       bool with_affine = true, bool track_running = true)
+  explicit BatchNorm2d(int64_t features, double epsilon = 1e-5,
+                       std::optional<double> running_momentum = 0.1, bool with_affine = true,
+                       bool track_running = true)
       : BatchNorm("BatchNorm2d", 4, 4, features, epsilon, running_momentum, with_affine,
                   track_running) {}
+  explicit BatchNorm2d(const BatchNormOptions& o)
+      : BatchNorm2d(o.features, o.eps, o.momentum, o.affine, o.track_running_stats) {}
 };
 
 // Normalizes over the trailing normalized_shape dims; weight 1 and bias 0 of that shape.
 class LayerNorm : public Module {
  public:
   explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  explicit LayerNorm(const LayerNormOptions& o) : LayerNorm(o.shape, o.eps, o.affine) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
   Shape normalized_shape;
@@ -368,6 +532,8 @@ class LayerNorm : public Module {
 class GroupNorm : public Module {
  public:
   GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+  explicit GroupNorm(const GroupNormOptions& o)
+      : GroupNorm(o.groups, o.channels, o.eps, o.affine) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
   int64_t num_groups, num_channels;
@@ -397,12 +563,16 @@ class InstanceNorm1d : public InstanceNorm {
  public:
   explicit InstanceNorm1d(int64_t features, double epsilon = 1e-5, bool with_affine = false)
       : InstanceNorm("InstanceNorm1d", 3, features, epsilon, with_affine) {}
+  explicit InstanceNorm1d(const InstanceNormOptions& o)
+      : InstanceNorm1d(o.features, o.eps, o.affine) {}
 };
 
 class InstanceNorm2d : public InstanceNorm {
  public:
   explicit InstanceNorm2d(int64_t features, double epsilon = 1e-5, bool with_affine = false)
       : InstanceNorm("InstanceNorm2d", 4, features, epsilon, with_affine) {}
+  explicit InstanceNorm2d(const InstanceNormOptions& o)
+      : InstanceNorm2d(o.features, o.eps, o.affine) {}
 };
 
 // [N, C r^2, H, W] -> [N, C, H r, W r] (F::pixel_shuffle), and back.

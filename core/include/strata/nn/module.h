@@ -20,12 +20,17 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "strata/error.h"
 #include "strata/tensor.h"
 
 namespace strata::nn {
+
+template <class M>
+class ModuleHolder;
 
 // Parameters and buffers by qualified name ("features.0.weight"), sorted by name.
 using StateDict = std::map<std::string, Tensor>;
@@ -139,6 +144,11 @@ class Module {
     add_child(name, module);
     return module;
   }
+  template <class M>
+  ModuleHolder<M> register_module(const std::string& name, ModuleHolder<M> module) {
+    add_child(name, module.ptr());
+    return module;
+  }
   void add_child(const std::string& name, std::shared_ptr<Module> module);
 
  private:
@@ -158,5 +168,65 @@ class Module {
 };
 
 std::ostream& operator<<(std::ostream& out, const Module& module);
+
+// A shared handle to a module that is called like the module itself (LibTorch's
+// ModuleHolder), so a member submodule reads as `conv1(x)` rather than `(*conv1)(x)`:
+//   struct Net : nn::Module {
+//     nn::ModuleHolder<nn::Conv2d> conv1;
+//     Net() : Module("Net") {
+//       conv1 = register_module("conv1", nn::ModuleHolder<nn::Conv2d>(1, 8, 3));
+//     }
+//     Tensor forward(const Tensor& x) override { return conv1(x); }
+//   };
+// Calling goes through Module::operator() (hooks, summary()) where the arguments are one
+// tensor, and to the module's own forward otherwise. `->` and `*` reach the module.
+template <class M>
+class ModuleHolder {
+ public:
+  ModuleHolder() = default;  // holds nothing until assigned
+  // Constructs the module from its constructor's arguments.
+  template <class First, class... Rest,
+            std::enable_if_t<!std::is_same_v<std::decay_t<First>, ModuleHolder> &&
+                                 std::is_constructible_v<M, First&&, Rest&&...>,
+                             int> = 0>
+  explicit ModuleHolder(First&& first, Rest&&... rest)
+      : module_(std::make_shared<M>(std::forward<First>(first), std::forward<Rest>(rest)...)) {}
+  ModuleHolder(std::shared_ptr<M> module)  // NOLINT(google-explicit-constructor)
+      : module_(std::move(module)) {}
+
+  M& operator*() const { return get(); }
+  M* operator->() const { return &get(); }
+  M& get() const {
+    STRATA_CHECK(module_ != nullptr,
+                 "ModuleHolder: no module is held (assign one, usually with "
+                 "register_module in the constructor, before using it)");
+    return *module_;
+  }
+  const std::shared_ptr<M>& ptr() const { return module_; }
+  operator std::shared_ptr<M>() const { return module_; }  // NOLINT(google-explicit-constructor)
+  explicit operator bool() const { return module_ != nullptr; }
+
+  template <class... Args>
+  decltype(auto) operator()(Args&&... args) const {
+    if constexpr (std::is_invocable_v<M&, Args&&...>) {
+      return get()(std::forward<Args>(args)...);
+    } else {
+      return get().forward(std::forward<Args>(args)...);
+    }
+  }
+
+ private:
+  std::shared_ptr<M> module_;
+};
+
+// What Module::operator() does with a submodule that is called inside another module's forward
+// but is not registered anywhere under the outermost module being called: such a module's
+// parameters are missing from parameters() and state_dict(), so they are silently never
+// trained or saved. Off skips the check (each call walks the module tree); Warn prints one
+// line to stderr per module; Throw raises strata::Error. Debug builds (without NDEBUG) start
+// at Warn, others at Off.
+enum class UnregisteredCheck { Off, Warn, Throw };
+void set_unregistered_check(UnregisteredCheck mode);
+UnregisteredCheck unregistered_check();
 
 }  // namespace strata::nn

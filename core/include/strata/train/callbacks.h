@@ -155,7 +155,8 @@ struct LRSchedulerStepOptions {
 
 // Steps a learning-rate scheduler (not owned; it must outlive training) after every epoch
 // (the default) or every batch; a ReduceLROnPlateau is stepped once per epoch with the
-// monitored value. The "lr" in an epoch's logs is the lr its batches used.
+// monitored value. The "lr" in an epoch's logs is the lr its batches used (per batch: the
+// lr after its last batch).
 class LRSchedulerStep : public Callback {
  public:
   explicit LRSchedulerStep(optim::LRScheduler& scheduler, LRSchedulerStepOptions options = {});

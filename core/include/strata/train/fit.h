@@ -64,8 +64,9 @@ using LossFn = std::function<Tensor(const Tensor& output, const Tensor& target)>
 
 // Numbers by name for one epoch (or one evaluation): "loss" (the mean of the batch losses
 // weighted by batch size), the metrics ("accuracy", ...), their validation twins ("val_loss",
-// "val_accuracy", ...), "lr" (the first parameter group's, as the epoch starts) and "seconds"
-// (the epoch's wall time, validation included).
+// "val_accuracy", ...), "lr" (the first parameter group's after the epoch's last batch: the
+// epoch's lr under a per-epoch schedule, where it has reached under a per-batch one) and
+// "seconds" (the epoch's wall time, validation included).
 using Logs = std::map<std::string, double>;
 
 // What fit() returns: one Logs per epoch run, in order.
