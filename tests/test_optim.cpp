@@ -768,6 +768,29 @@ TEST(OptimErrors, GroupOptions) {
   expect_error([&] { opt.param_groups()[0].set("lrr", 0.1); }, {"lrr"});
 }
 
+TEST(OptimGroups, TypedOverridesAreTheNamedOptions) {
+  const std::vector<Tensor> params = initial_params(kFloat64);
+  std::vector<ParamGroup> groups;
+  groups.emplace_back(std::vector<Tensor>{params[0], params[1]});
+  groups.emplace_back(std::vector<Tensor>{params[2], params[3]},
+                      optim::Overrides{.lr = 0.01, .momentum = 0.5, .nesterov = true});
+  optim::SGD opt(std::move(groups), {.lr = 0.1, .momentum = 0.9});
+  EXPECT_EQ(opt.param_groups()[0].lr(), 0.1);
+  EXPECT_EQ(opt.param_groups()[1].lr(), 0.01);
+  EXPECT_EQ(opt.param_groups()[1].get("momentum"), 0.5);
+  EXPECT_EQ(opt.param_groups()[1].get("nesterov"), 1.0);
+  EXPECT_EQ(opt.param_groups()[1].get("dampening"), 0.0);  // not set: the default
+  EXPECT_EQ((optim::Overrides{.beta2 = 0.99, .amsgrad = false}.to_options()),
+            (optim::GroupOptions{{"beta2", 0.99}, {"amsgrad", 0.0}}));
+  // A field the optimizer does not have is refused as the map's would be.
+  expect_error(
+      [&] {
+        optim::Adam(std::vector<ParamGroup>{
+            ParamGroup(std::vector<Tensor>{params[0]}, optim::Overrides{.momentum = 0.9})});
+      },
+      {"Adam", "momentum"});
+}
+
 TEST(OptimErrors, ParameterInTwoGroups) {
   const std::vector<Tensor> params = initial_params(kFloat64);
   std::vector<ParamGroup> groups;

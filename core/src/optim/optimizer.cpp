@@ -65,6 +65,31 @@ void Optimizer::add_param_group(ParamGroup group) {
   groups_.push_back(std::move(group));
 }
 
+GroupOptions Overrides::to_options() const {
+  GroupOptions options;
+  const auto put = [&options](const char* name, const auto& value) {
+    if (value) options[name] = static_cast<double>(*value);
+  };
+  put("lr", lr);
+  put("momentum", momentum);
+  put("dampening", dampening);
+  put("weight_decay", weight_decay);
+  put("l1", l1);
+  put("eps", eps);
+  put("alpha", alpha);
+  put("rho", rho);
+  put("lr_decay", lr_decay);
+  put("initial_accumulator_value", initial_accumulator_value);
+  put("beta1", beta1);
+  put("beta2", beta2);
+  put("momentum_decay", momentum_decay);
+  put("nesterov", nesterov);
+  put("centered", centered);
+  put("amsgrad", amsgrad);
+  put("maximize", maximize);
+  return options;
+}
+
 void Optimizer::validate(const ParamGroup& group, size_t index) const {
   auto check_at_least_zero = [&](const char* option) {
     const auto it = group.options.find(option);

@@ -39,6 +39,33 @@ namespace strata::optim {
 // Hyperparameters by name ("lr", "momentum", "beta1", ...). Booleans are 0 or 1.
 using GroupOptions = std::map<std::string, double>;
 
+// A group's overrides as named fields, so that a misspelled name does not compile:
+//   groups.emplace_back(head.parameters(), optim::Overrides{.lr = 1e-3, .weight_decay = 0.0});
+// Each field set becomes the option of that name in GroupOptions (betas as beta1 and beta2;
+// flags as 0 or 1); one the optimizer does not have is still an error naming it (momentum
+// for Adam), as with the map.
+struct Overrides {
+  std::optional<double> lr = std::nullopt;
+  std::optional<double> momentum = std::nullopt;
+  std::optional<double> dampening = std::nullopt;
+  std::optional<double> weight_decay = std::nullopt;
+  std::optional<double> l1 = std::nullopt;
+  std::optional<double> eps = std::nullopt;
+  std::optional<double> alpha = std::nullopt;
+  std::optional<double> rho = std::nullopt;
+  std::optional<double> lr_decay = std::nullopt;
+  std::optional<double> initial_accumulator_value = std::nullopt;
+  std::optional<double> beta1 = std::nullopt;
+  std::optional<double> beta2 = std::nullopt;
+  std::optional<double> momentum_decay = std::nullopt;
+  std::optional<bool> nesterov = std::nullopt;
+  std::optional<bool> centered = std::nullopt;
+  std::optional<bool> amsgrad = std::nullopt;
+  std::optional<bool> maximize = std::nullopt;
+
+  GroupOptions to_options() const;
+};
+
 struct ParamGroup {
   std::vector<Tensor> params;
   // This group's overrides; after construction, every option of the optimizer (and
@@ -48,6 +75,8 @@ struct ParamGroup {
   ParamGroup() = default;
   ParamGroup(std::vector<Tensor> params_, GroupOptions options_ = {})  // NOLINT(google-explicit-constructor)
       : params(std::move(params_)), options(std::move(options_)) {}
+  ParamGroup(std::vector<Tensor> params_, const Overrides& overrides)
+      : params(std::move(params_)), options(overrides.to_options()) {}
 
   // An option by name; throws strata::Error naming the option when the group has none.
   double get(const std::string& name) const;
