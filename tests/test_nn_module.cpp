@@ -201,6 +201,22 @@ TEST(NnModule, SummaryListsShapesAndCounts) {
   EXPECT_TRUE(net.is_training());  // summary restores the mode
 }
 
+TEST(NnModule, SummaryShowsAContainersTotal) {
+  auto features = std::make_shared<nn::Sequential>(nn::Linear(4, 8), nn::ReLU(), nn::Linear(8, 8));
+  nn::Sequential net(std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>>{
+      {"features", features}, {"head", std::make_shared<nn::Linear>(8, 2)}});
+  const std::string s = net.summary({3, 4});
+  // The row of `name`, up to its end: the count comes last.
+  const auto row = [&](const std::string& name) {
+    const size_t begin = s.find(name + " (");
+    return begin == std::string::npos ? std::string() : s.substr(begin, s.find('\n', begin) - begin);
+  };
+  EXPECT_TRUE(row("features").ends_with(" 112")) << s;  // 40 + 72 in the block
+  EXPECT_TRUE(row("features.2").ends_with(" 72")) << s;
+  EXPECT_TRUE(row("head").ends_with(" 18")) << s;
+  EXPECT_NE(s.find("Total params: 130"), std::string::npos) << s;
+}
+
 TEST(NnLayers, DefaultInitializationBounds) {
   nn::Linear fc(400, 50);
   const double bound = 1.0 / std::sqrt(400.0);

@@ -426,10 +426,10 @@ std::string Module::summary(const Shape& input_shape) {
     if (row.module == this) continue;
     auto it = names.find(row.module);
     const std::string name = it != names.end() ? it->second : "?";
-    int64_t own = 0;
-    for (const Tensor& p : row.module->parameters(false)) own += p.numel();
+    // A container's row counts what it holds (as Keras shows a nested model), so the rows
+    // of its children repeat part of it; the total below counts each parameter once.
     table.push_back({name + " (" + row.module->type_name() + ")", shape_str(row.output_shape),
-                     with_thousands(own)});
+                     with_thousands(row.module->parameter_count())});
   }
   size_t w0 = 0, w1 = 0, w2 = 0;
   for (auto& r : table) {
