@@ -19,6 +19,8 @@ TEST(NnOptions, DesignatedInitializersMatchThePositionalForm) {
   nn::Linear linear({.in = 4, .out = 2});
   EXPECT_EQ(linear.weight.shape(), (Shape{2, 4}));
   EXPECT_TRUE(linear.bias.defined());
+  nn::Conv3d conv3d({.in = 2, .out = 4, .kernel = {1, 3, 3}, .padding = {0, 1, 1}});
+  EXPECT_EQ(conv3d.weight.shape(), (Shape{4, 2, 1, 3, 3}));
   nn::Conv1d conv1d({.in = 2, .out = 4, .kernel = 5, .stride = 2, .groups = 2});
   EXPECT_EQ(conv1d.weight.shape(), (Shape{4, 1, 5}));
   EXPECT_EQ(conv1d.stride, 2);

@@ -40,6 +40,7 @@ std::string repr(const Parts&... parts) {
 }
 
 std::string size2_str(const Size2& s) { return repr("(", s.h, ", ", s.w, ")"); }
+std::string size3_str(const Size3& s) { return repr("(", s.d, ", ", s.h, ", ", s.w, ")"); }
 
 const char* bool_str(bool b) { return b ? "true" : "false"; }
 
@@ -239,6 +240,47 @@ Tensor Conv2d::forward(const Tensor& input) {
   return F::conv2d(input, weight, bias, stride, padding, dilation, groups);
 }
 
+Conv3d::Conv3d(int64_t in_channels_, int64_t out_channels_, Size3 kernel_size_, Size3 stride_,
+               Size3 padding_, Size3 dilation_, int64_t groups_, bool with_bias)
+    : Module("Conv3d"),
+      in_channels(in_channels_),
+      out_channels(out_channels_),
+      kernel_size(kernel_size_),
+      stride(stride_),
+      padding(padding_),
+      dilation(dilation_),
+      groups(groups_) {
+  check_conv_sizes("Conv3d", in_channels, out_channels, groups);
+  STRATA_CHECK(kernel_size.d > 0 && kernel_size.h > 0 && kernel_size.w > 0,
+               "Conv3d: kernel_size must be positive, got ", size3_str(kernel_size));
+  weight =
+      register_parameter("weight", default_weight({out_channels, in_channels / groups,
+                                                   kernel_size.d, kernel_size.h, kernel_size.w}));
+  if (with_bias) {
+    bias =
+        register_parameter("bias", default_bias(out_channels, in_channels / groups * kernel_size.d *
+                                                                  kernel_size.h * kernel_size.w));
+  }
+}
+
+Tensor Conv3d::forward(const Tensor& input) {
+  return F::conv3d(input, weight, bias, stride, padding, dilation, groups);
+}
+
+std::string Conv3d::extra_repr() const {
+  std::string s = repr(in_channels, ", ", out_channels, ", kernel_size=", size3_str(kernel_size),
+                       ", stride=", size3_str(stride));
+  if (padding.d != 0 || padding.h != 0 || padding.w != 0) {
+    s += repr(", padding=", size3_str(padding));
+  }
+  if (dilation.d != 1 || dilation.h != 1 || dilation.w != 1) {
+    s += repr(", dilation=", size3_str(dilation));
+  }
+  if (groups != 1) s += repr(", groups=", groups);
+  if (!bias.defined()) s += ", bias=false";
+  return s;
+}
+
 ConvTranspose2d::ConvTranspose2d(int64_t in_channels_, int64_t out_channels_, Size2 kernel_size_,
                                  Size2 stride_, Size2 padding_, Size2 output_padding_,
                                  int64_t groups_, bool with_bias, Size2 dilation_)
@@ -399,6 +441,41 @@ Tensor AdaptiveAvgPool2d::forward(const Tensor& input) {
 
 std::string AdaptiveAvgPool2d::extra_repr() const {
   return repr("output_size=", size2_str(output_size));
+}
+
+MaxPool3d::MaxPool3d(Size3 kernel_size_, std::optional<Size3> stride_, Size3 padding_,
+                     Size3 dilation_)
+    : Module("MaxPool3d"),
+      kernel_size(kernel_size_),
+      stride(stride_.value_or(kernel_size_)),
+      padding(padding_),
+      dilation(dilation_) {}
+
+Tensor MaxPool3d::forward(const Tensor& input) {
+  return F::max_pool3d(input, kernel_size, stride, padding, dilation);
+}
+
+std::string MaxPool3d::extra_repr() const {
+  return repr("kernel_size=", size3_str(kernel_size), ", stride=", size3_str(stride),
+              ", padding=", size3_str(padding), ", dilation=", size3_str(dilation));
+}
+
+AvgPool3d::AvgPool3d(Size3 kernel_size_, std::optional<Size3> stride_, Size3 padding_,
+                     bool count_include_pad_)
+    : Module("AvgPool3d"),
+      kernel_size(kernel_size_),
+      stride(stride_.value_or(kernel_size_)),
+      padding(padding_),
+      count_include_pad(count_include_pad_) {}
+
+Tensor AvgPool3d::forward(const Tensor& input) {
+  return F::avg_pool3d(input, kernel_size, stride, padding, count_include_pad);
+}
+
+std::string AvgPool3d::extra_repr() const {
+  return repr("kernel_size=", size3_str(kernel_size), ", stride=", size3_str(stride),
+              ", padding=", size3_str(padding),
+              ", count_include_pad=", bool_str(count_include_pad));
 }
 
 AdaptiveMaxPool2d::AdaptiveMaxPool2d(Size2 output_size_)

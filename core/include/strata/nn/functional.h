@@ -107,6 +107,28 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size);
 // gradient goes to one maximum); otherwise a max per window (which shares it among ties).
 Tensor adaptive_max_pool2d(const Tensor& x, Size2 output_size);
 
+// ---- volumes (3-D convolution and pooling) ----------------------------------------------------
+// A size per axis of a volume (depth, height, width); one number is all three.
+struct Size3 {
+  int64_t d = 1, h = 1, w = 1;
+  Size3(int64_t all) : d(all), h(all), w(all) {}  // NOLINT(google-explicit-constructor)
+  Size3(int64_t depth, int64_t height, int64_t width) : d(depth), h(height), w(width) {}
+};
+
+// x [N, C, D, H, W] (or unbatched [C, D, H, W]), weight [K, C / groups, T, R, S], bias [K] or
+// undefined -> [N, K, D', H', W'], sizes as conv2d's per axis. Composed of one conv2d per
+// kernel depth slice over [N * D', C, H, W] (cuDNN or im2col per slice), summed: its gradients,
+// second derivatives included, are conv2d's.
+Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              Size3 stride = 1, Size3 padding = 0, Size3 dilation = 1, int64_t groups = 1);
+// Max and average pooling over [N, C, D, H, W] (or [C, D, H, W]) windows, as PyTorch's (floor
+// mode; the stride defaults to the kernel). Composed of max_pool2d / avg_pool2d per depth
+// slice.
+Tensor max_pool3d(const Tensor& x, Size3 kernel_size, std::optional<Size3> stride = {},
+                  Size3 padding = 0, Size3 dilation = 1);
+Tensor avg_pool3d(const Tensor& x, Size3 kernel_size, std::optional<Size3> stride = {},
+                  Size3 padding = 0, bool count_include_pad = true);
+
 // ---- resizing ---------------------------------------------------------------------------------
 enum class InterpolateMode { Nearest, Bilinear };
 

@@ -22,6 +22,7 @@
 namespace strata::nn {
 
 using functional::Size2;
+using functional::Size3;
 
 // ---- containers ---------------------------------------------------------------------------
 
@@ -142,8 +143,8 @@ class ModuleDict : public Module {
 };
 
 // ---- options -------------------------------------------------------------------------------
-// Every layer with more than one setting also takes an options struct, for designated
-// initializers that name each argument (C++20):
+// Every layer with more than one setting (the 3-D pooling layers aside) takes an options struct,
+// for designated initializers that name each argument (C++20):
 //   nn::Conv2d conv({.in = 3, .out = 16, .kernel = 3, .padding = 1, .bias = false});
 // A misspelled field is a compile error. The positional constructors stay; the defaults are
 // the same. Layers with one setting (Dropout, LeakyReLU, Softmax, ...) take just that.
@@ -169,6 +170,13 @@ struct Conv1dOptions {
 struct Conv2dOptions {
   int64_t in = 0, out = 0;
   Size2 kernel = 0, stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+struct Conv3dOptions {
+  int64_t in = 0, out = 0;
+  Size3 kernel = 0, stride = 1, padding = 0, dilation = 1;
   int64_t groups = 1;
   bool bias = true;
 };
@@ -332,6 +340,23 @@ class ConvTranspose2d : public Module {
   Tensor weight, bias;
 };
 
+// Over [N, C, D, H, W] (functional::conv3d): weight [out, in / groups, kd, kh, kw], weight and
+// bias uniform in ±1/sqrt(in / groups * kd * kh * kw) as PyTorch's.
+class Conv3d : public Module {
+ public:
+  Conv3d(int64_t in_channels, int64_t out_channels, Size3 kernel_size, Size3 stride = 1,
+         Size3 padding = 0, Size3 dilation = 1, int64_t groups = 1, bool bias = true);
+  explicit Conv3d(const Conv3dOptions& o)
+      : Conv3d(o.in, o.out, o.kernel, o.stride, o.padding, o.dilation, o.groups, o.bias) {}
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+
+  int64_t in_channels, out_channels;
+  Size3 kernel_size, stride, padding, dilation;
+  int64_t groups;
+  Tensor weight, bias;
+};
+
 // ---- pooling ------------------------------------------------------------------------------
 
 // Max pooling (functional::max_pool1d/2d); forward_with_indices also returns where each
@@ -408,6 +433,25 @@ class AvgPool2d : public Module {
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
   Size2 kernel_size, stride, padding;
+  bool count_include_pad;
+};
+
+class MaxPool3d : public Module {
+ public:
+  explicit MaxPool3d(Size3 kernel_size, std::optional<Size3> stride = {}, Size3 padding = 0,
+                     Size3 dilation = 1);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Size3 kernel_size, stride, padding, dilation;
+};
+
+class AvgPool3d : public Module {
+ public:
+  explicit AvgPool3d(Size3 kernel_size, std::optional<Size3> stride = {}, Size3 padding = 0,
+                     bool count_include_pad = true);
+  Tensor forward(const Tensor& input) override;
+  std::string extra_repr() const override;
+  Size3 kernel_size, stride, padding;
   bool count_include_pad;
 };
 
