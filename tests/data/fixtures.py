@@ -26,3 +26,18 @@ def write(path, tensors):
                 kind, text = "i64", " ".join(str(v) for v in t.long().flatten().tolist())
             f.write("%s %s %d %s\n" % (name, kind, t.dim(), " ".join(str(s) for s in t.shape)))
             f.write(text + "\n")
+
+
+def gradient_case(out, name, fn, *inputs):
+    """Stores in `out` case `name` of fn at inputs: inputs <name>_a, _b, ..., a random upstream
+    gradient <name>_g, the output <name>_out and the gradients <name>_grad_a, ... of
+    sum(out * g)."""
+    leaves = [x.clone().requires_grad_(True) for x in inputs]
+    y = fn(*leaves)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    for k, x in enumerate(inputs):
+        out[f"{name}_{'abc'[k]}"] = x
+        out[f"{name}_grad_{'abc'[k]}"] = leaves[k].grad
+    out[f"{name}_g"] = g
+    out[f"{name}_out"] = y

@@ -15,15 +15,7 @@ out = {}
 
 
 def case(name, fn, *inputs):
-    leaves = [x.clone().requires_grad_(True) for x in inputs]
-    y = fn(*leaves)
-    g = torch.randn_like(y)
-    (y * g).sum().backward()
-    for k, x in enumerate(inputs):
-        out[f"{name}_{'abc'[k]}"] = x
-        out[f"{name}_grad_{'abc'[k]}"] = leaves[k].grad
-    out[f"{name}_g"] = g
-    out[f"{name}_out"] = y
+    fixtures.gradient_case(out, name, fn, *inputs)
 
 
 x = torch.randn(2, 3, 4, 5)

@@ -383,8 +383,11 @@ Tensor avg_pool2d(const Tensor& x, Size2 kernel_size, std::optional<Size2> strid
   return avg_pool2d_4d(x, p, count_include_pad);
 }
 
-Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
-  const char* op = "adaptive_avg_pool2d";
+namespace {
+
+// What adaptive pooling asks: a floating 3-D or 4-D input with a non-empty spatial size, and
+// an output size of at least 1x1.
+void check_adaptive(const char* op, const Tensor& x, Size2 output_size) {
   detail::check_defined(x, op, "input");
   STRATA_CHECK(x.dim() == 3 || x.dim() == 4, op,
                ": expected a 3-D (unbatched) or 4-D (batched) input, got ", detail::describe(x));
@@ -392,9 +395,15 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
                ": expected a floating input (f32, f64, f16 or bf16), got ", detail::describe(x));
   STRATA_CHECK(output_size.h >= 1 && output_size.w >= 1, op, ": output_size must be >= 1, got ",
                output_size.h, "x", output_size.w, " (input ", detail::describe(x), ")");
-  const int64_t in_h = x.size(-2), in_w = x.size(-1);
-  STRATA_CHECK(in_h >= 1 && in_w >= 1, op, ": expected a non-empty spatial size, got ",
+  STRATA_CHECK(x.size(-2) >= 1 && x.size(-1) >= 1, op, ": expected a non-empty spatial size, got ",
                detail::describe(x));
+}
+
+}  // namespace
+
+Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
+  check_adaptive("adaptive_avg_pool2d", x, output_size);
+  const int64_t in_h = x.size(-2), in_w = x.size(-1);
   if (in_h % output_size.h == 0 && in_w % output_size.w == 0) {
     // Equal windows that tile the input: plain average pooling.
     const int64_t kh = in_h / output_size.h, kw = in_w / output_size.w;
@@ -409,17 +418,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
 }
 
 Tensor adaptive_max_pool2d(const Tensor& x, Size2 output_size) {
-  const char* op = "adaptive_max_pool2d";
-  detail::check_defined(x, op, "input");
-  STRATA_CHECK(x.dim() == 3 || x.dim() == 4, op,
-               ": expected a 3-D (unbatched) or 4-D (batched) input, got ", detail::describe(x));
-  STRATA_CHECK(is_floating(x.dtype()), op,
-               ": expected a floating input (f32, f64, f16 or bf16), got ", detail::describe(x));
-  STRATA_CHECK(output_size.h >= 1 && output_size.w >= 1, op, ": output_size must be >= 1, got ",
-               output_size.h, "x", output_size.w, " (input ", detail::describe(x), ")");
+  check_adaptive("adaptive_max_pool2d", x, output_size);
   const int64_t in_h = x.size(-2), in_w = x.size(-1);
-  STRATA_CHECK(in_h >= 1 && in_w >= 1, op, ": expected a non-empty spatial size, got ",
-               detail::describe(x));
   if (in_h % output_size.h == 0 && in_w % output_size.w == 0) {
     // Equal windows that tile the input: plain max pooling.
     const Size2 window{in_h / output_size.h, in_w / output_size.w};
