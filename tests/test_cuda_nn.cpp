@@ -188,8 +188,70 @@ std::vector<NnCase> nn_cases() {
           sum_tol(dt), sum_tol(dt));
     }
 
+    // ---- transposed and 3-D convolution, double backward ----------------------------------
+    add(
+        "conv_transpose2d_output_padding" + t, randoms({{2, 4, 5, 6}, {4, 3, 3, 3}, {6}}, dt),
+        {0, 1, 2},
+        [one](const Inputs& in, Device) {
+          return one(F::conv_transpose2d(in[0], in[1], in[2], {2, 3}, {1, 0}, {1, 2}, 2));
+        },
+        sum_tol(dt), sum_tol(dt));
+    add(
+        "conv_transpose2d_dilation" + t, randoms({{1, 3, 6, 5}, {3, 2, 2, 3}}, dt), {0, 1},
+        [one](const Inputs& in, Device) {
+          return one(F::conv_transpose2d(in[0], in[1], Tensor(), 1, 1, 0, 1, {2, 1}));
+        },
+        sum_tol(dt), sum_tol(dt));
+    add(
+        "conv3d" + t, randoms({{2, 4, 5, 6, 5}, {6, 2, 2, 3, 2}, {6}}, dt), {0, 1, 2},
+        [one](const Inputs& in, Device) {
+          return one(F::conv3d(in[0], in[1], in[2], {2, 1, 2}, {1, 1, 0}, 1, 2));
+        },
+        sum_tol(dt), sum_tol(dt));
+    // The input gradient of sum(softplus(conv2d(x, w))^2), recorded: its own gradient runs the
+    // conv's three maps (forward, backward data, backward filter) again.
+    add(
+        "conv2d_double_backward" + t, randoms({{2, 3, 6, 7}, {4, 3, 3, 3}}, dt), {0, 1},
+        [one](const Inputs& in, Device) {
+          const Tensor y = F::softplus(F::conv2d(in[0], in[1], Tensor(), 2, 1));
+          return one(autograd::grad({sum(mul(y, y))}, {in[0]}, {}, std::nullopt,
+                                    /*create_graph=*/true)[0]);
+        },
+        sum_tol(dt), sum_tol(dt));
+
     // ---- pooling -------------------------------------------------------------------------
     // Distinct random values: no ties, so max pooling routes each gradient to one element.
+    add(
+        "max_pool3d" + t, randoms({{2, 3, 4, 6, 5}}, dt), {0},
+        [one](const Inputs& in, Device) {
+          return one(F::max_pool3d(in[0], {2, 3, 2}, F::Size3(1, 2, 2), {1, 1, 0}));
+        },
+        exact_tol(dt), pointwise_tol(dt));
+    add(
+        "avg_pool3d_exclusive" + t, randoms({{1, 2, 4, 5, 5}}, dt), {0},
+        [one](const Inputs& in, Device) {
+          return one(F::avg_pool3d(in[0], 3, F::Size3(1, 2, 2), 1, false));
+        },
+        sum_tol(dt), sum_tol(dt));
+    add(
+        "adaptive_max_pool2d" + t, randoms({{2, 3, 7, 9}}, dt), {0},
+        [one](const Inputs& in, Device) {
+          return one(F::adaptive_max_pool2d(in[0], {3, 4}));
+        },
+        exact_tol(dt), pointwise_tol(dt));
+    add(
+        "interpolate_nearest" + t, randoms({{2, 3, 4, 5}}, dt), {0},
+        [one](const Inputs& in, Device) {
+          return one(F::interpolate(in[0], {.scale_factor = F::Scale2(1.5, 2.0)}));
+        },
+        exact_tol(dt), sum_tol(dt));
+    add(
+        "interpolate_bilinear" + t, randoms({{2, 3, 4, 5}}, dt), {0},
+        [one](const Inputs& in, Device) {
+          return one(F::interpolate(
+              in[0], {.size = F::Size2(7, 3), .mode = F::InterpolateMode::Bilinear}));
+        },
+        sum_tol(dt), sum_tol(dt));
     add("max_pool2d_k2" + t, randoms({{2, 3, 7, 9}}, dt), {0},
         [one](const Inputs& in, Device) { return one(F::max_pool2d(in[0], 2)); }, exact_tol(dt),
         pointwise_tol(dt));
