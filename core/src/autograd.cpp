@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -49,6 +50,16 @@ Node::~Node() {
     adopt(node->next);  // its children move here before `node` is destroyed
   }
 }
+
+namespace {
+// Makes `node` the grad_fn of `output` (which then requires grad).
+void attach(Tensor& output, std::shared_ptr<Node> node) {
+  auto& meta = output.impl()->autograd;
+  if (!meta) meta = std::make_unique<AutogradMeta>();
+  meta->requires_grad = true;
+  meta->grad_fn = std::move(node);
+}
+}  // namespace
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!GradMode::is_enabled()) return false;
@@ -173,10 +184,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, Tensor& output,
   node->output_shape = output.shape();
   node->output_dtype = output.dtype();
   node->output_device = output.device();
-  auto& meta = output.impl()->autograd;
-  if (!meta) meta = std::make_unique<AutogradMeta>();
-  meta->requires_grad = true;
-  meta->grad_fn = std::move(node);
+  attach(output, std::move(node));
 }
 
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
@@ -203,20 +211,6 @@ thread_local std::vector<std::vector<std::function<void()>>> t_end_callbacks;
 // The nodes whose backward function is running on this thread, innermost last (saved_output
 // reattaches to the last).
 thread_local std::vector<Node*> t_running;
-
-// Sets grad mode for one pass: on when it creates a graph, off otherwise.
-class PassGradMode {
- public:
-  explicit PassGradMode(bool enabled) : previous_(GradMode::is_enabled()) {
-    GradMode::set_enabled(enabled);
-  }
-  ~PassGradMode() { GradMode::set_enabled(previous_); }
-  PassGradMode(const PassGradMode&) = delete;
-  PassGradMode& operator=(const PassGradMode&) = delete;
-
- private:
-  bool previous_;
-};
 
 class RunningNode {
  public:
@@ -257,10 +251,11 @@ void accumulate_into_leaf(const Node& node, Tensor gradient, bool create_graph) 
 // The register_hook hooks of the tensor whose gradient reaches `node`, applied in order.
 Tensor apply_grad_hooks(const Node& node, Tensor gradient) {
   std::vector<std::pair<int64_t, GradHook>> hooks;  // a copy: a hook may remove itself
-  if (node.leaf.expired()) {
+  const std::shared_ptr<TensorImpl> leaf = node.leaf.lock();  // null but on a live leaf's node
+  if (leaf == nullptr) {
     hooks = node.tensor_hooks;
-  } else if (const std::shared_ptr<TensorImpl> impl = node.leaf.lock(); impl->autograd) {
-    hooks = impl->autograd->grad_hooks;
+  } else if (leaf->autograd) {
+    hooks = leaf->autograd->grad_hooks;
   }
   for (const auto& [id, hook] : hooks) {
     Tensor replaced = hook(gradient);
@@ -334,10 +329,7 @@ Tensor with_delayed_error(const Node& node, const Tensor& grad_output, Tensor gr
   error->output_dtype = gradient.dtype();
   error->output_device = gradient.device();
   Tensor out = gradient.detach();
-  auto& meta = out.impl()->autograd;
-  meta = std::make_unique<AutogradMeta>();
-  meta->requires_grad = true;
-  meta->grad_fn = std::move(error);
+  attach(out, std::move(error));
   return out;
 }
 
@@ -379,7 +371,14 @@ void mark_relevant(Node* root, uint64_t pass) {
 std::vector<Tensor> run_pass(const std::vector<Tensor>& roots, const std::vector<Tensor>& gradients,
                              const PassOptions& options) {
   STRATA_ASSERT(roots.size() == gradients.size());
-  PassGradMode grad_mode(options.create_graph);
+  // Grad mode for the pass: on when it creates a graph, off otherwise.
+  std::optional<NoGradGuard> no_grad;
+  std::optional<EnableGradGuard> with_grad;
+  if (options.create_graph) {
+    with_grad.emplace();
+  } else {
+    no_grad.emplace();
+  }
   amp::AutocastOffGuard no_autocast;  // backward follows the dtypes the forward saved
   EndCallbacks end_callbacks;
   static std::atomic<uint64_t> pass_counter{0};
@@ -549,10 +548,7 @@ Tensor saved_output(const Tensor& output) {
   STRATA_ASSERT(output.shape() == node->output_shape, "saved_output of ", node->name, ": ",
                 shape_str(output.shape()), " vs ", shape_str(node->output_shape));
   Tensor attached = output.detach();
-  auto& meta = attached.impl()->autograd;
-  meta = std::make_unique<AutogradMeta>();
-  meta->requires_grad = true;
-  meta->grad_fn = node->shared_from_this();
+  attach(attached, node->shared_from_this());
   return attached;
 }
 

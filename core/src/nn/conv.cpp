@@ -166,21 +166,11 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& bias, const Con
              // g: [N, K, P, Q] like out.
              Grads grads(needs.size());
              if (needs.size() > 2 && needs[2]) grads[2] = g.sum({0, 2, 3});
-             if (GradMode::is_enabled()) {
-               if (needs[0]) grads[0] = conv_data_map(g, ws.get("conv2d"), x.shape(), p);
-               if (needs[1]) grads[1] = conv_filter_map(x, g, w_shape, p);
-               return grads;
-             }
-             const Tensor gc = g.contiguous();
-             Backend& be = detail::backend_of(gc);
-             if (needs[0]) {
-               grads[0] = Tensor::empty(xc.shape(), xc.options());
-               be.conv2d_backward_data(grads[0], gc, ws.get("conv2d").contiguous(), p);
-             }
-             if (needs[1]) {
-               grads[1] = Tensor::empty(w_shape, gc.options());
-               be.conv2d_backward_filter(grads[1], gc, xc, p);
-             }
+             // The maps run their kernels alone unless the pass creates a graph, which reads
+             // x itself rather than its copy cut from the tape.
+             const Tensor& input = GradMode::is_enabled() ? x : xc;
+             if (needs[0]) grads[0] = conv_data_map(g, ws.get("conv2d"), x.shape(), p);
+             if (needs[1]) grads[1] = conv_filter_map(input, g, w_shape, p);
              return grads;
            });
   }
